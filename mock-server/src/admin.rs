@@ -1,0 +1,229 @@
+//! The control API under the reserved prefix `/__admin/` (the prefix WireMock users know).
+//!
+//! It never answers a provider path and providers never answer here, so a client under test cannot
+//! reach it by accident. It has its own JSON and its own error shape,
+//! `{"error": {"code", "message"}}`, distinct from both providers'.
+//!
+//! - `GET /__admin/health`: liveness.
+//! - `GET /__admin/clock`: the current time and whether it is manual.
+//! - `POST /__admin/clock/advance` with `{"seconds": N}` or `{"by": "5h 1s"}`: moves a manual clock.
+//! - `GET /__admin/jobs`: every job with the state a poll would see now.
+//! - `GET /__admin/specs/{fansly.yaml|onlyfans.yaml|upstream/onlyfans-status.yaml}`: the specs served.
+
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt as _, Limited};
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::clock::{ClockError, iso_millis, unix_millis};
+use crate::http::{Body, full, json};
+use crate::job::Phase;
+use crate::spec::Document;
+use crate::store::PolledState;
+
+/// Admin request bodies are small; anything bigger is a mistake.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: String,
+}
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response<Body> {
+    json(
+        status,
+        &ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+            },
+        },
+    )
+}
+
+#[derive(Serialize)]
+struct ClockBody {
+    now: String,
+    unix_ms: u128,
+    manual: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdvanceBody {
+    #[serde(default)]
+    seconds: Option<f64>,
+    #[serde(default)]
+    by: Option<String>,
+}
+
+#[derive(Serialize)]
+struct JobBody {
+    provider: &'static str,
+    id: String,
+    account: String,
+    state: &'static str,
+    progress: u8,
+    error: Option<String>,
+    n_polls: u32,
+    created_at: String,
+    finished_at: Option<String>,
+    file_name: Option<String>,
+    size: Option<u64>,
+    sha256: Option<String>,
+    mimetype: Option<&'static str>,
+}
+
+/// Answers `/__admin/{segments}`.
+pub(crate) async fn handle(app: &App, req: Request<Incoming>, segments: &[&str]) -> Response<Body> {
+    let method = req.method().clone();
+    match (&method, segments) {
+        (&Method::GET, ["health"]) => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
+        (&Method::GET, ["clock"]) => clock_body(app, app.clock.now()),
+        (&Method::POST, ["clock", "advance"]) => advance(app, req).await,
+        (&Method::GET, ["jobs"]) => jobs(app),
+        (&Method::GET, ["specs", name @ ..]) => {
+            let name = name.join("/");
+            match Document::ALL.iter().find(|doc| doc.file_name() == name) {
+                Some(doc) => {
+                    let mut response = Response::new(full(doc.text()));
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/yaml"),
+                    );
+                    response
+                }
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    "unknown_spec",
+                    format!("no spec named {name:?}"),
+                ),
+            }
+        }
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "unknown_admin_route",
+            format!("no admin route {method} /__admin/{}", segments.join("/")),
+        ),
+    }
+}
+
+fn clock_body(app: &App, now: SystemTime) -> Response<Body> {
+    json(
+        StatusCode::OK,
+        &ClockBody {
+            now: iso_millis(now),
+            unix_ms: unix_millis(now),
+            manual: app.clock.is_manual(),
+        },
+    )
+}
+
+async fn advance(app: &App, req: Request<Incoming>) -> Response<Body> {
+    let bytes = match Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!("admin bodies are limited to {MAX_BODY_BYTES} bytes"),
+            );
+        }
+    };
+    let body: AdvanceBody = match serde_json::from_slice(&bytes) {
+        Ok(body) => body,
+        Err(err) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("invalid body: {err}"),
+            );
+        }
+    };
+    let by = match (body.seconds, body.by) {
+        (Some(seconds), None) => match Duration::try_from_secs_f64(seconds) {
+            Ok(by) => by,
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_duration",
+                    format!("seconds must be a finite number of at least 0, not {seconds}"),
+                );
+            }
+        },
+        (None, Some(text)) => match humantime::parse_duration(&text) {
+            Ok(by) => by,
+            Err(err) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_duration",
+                    format!("by {text:?} is not a duration like \"5h 1s\": {err}"),
+                );
+            }
+        },
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_duration",
+                "give exactly one of \"seconds\" (a number) or \"by\" (a duration like \"5h 1s\")",
+            );
+        }
+    };
+    match app.clock.advance(by) {
+        Ok(now) => clock_body(app, now),
+        Err(err @ ClockError::NotManual) => {
+            error(StatusCode::CONFLICT, "clock_not_manual", err.to_string())
+        }
+        Err(err) => error(StatusCode::CONFLICT, "clock_refused", err.to_string()),
+    }
+}
+
+fn jobs(app: &App) -> Response<Body> {
+    let rows: Vec<JobBody> = app
+        .store
+        .list(app.clock.now())
+        .into_iter()
+        .map(|job| {
+            let (state, progress, error) = match job.state {
+                PolledState::Running {
+                    phase: Phase::Queued,
+                    progress,
+                } => ("queued", progress, None),
+                PolledState::Running {
+                    phase: Phase::Processing,
+                    progress,
+                } => ("processing", progress, None),
+                PolledState::Completed => ("completed", 100, None),
+                PolledState::Failed { progress, reason } => ("failed", progress, Some(reason)),
+            };
+            JobBody {
+                provider: job.provider.slug(),
+                id: job.id,
+                account: job.account,
+                state,
+                progress,
+                error,
+                n_polls: job.n_polls,
+                created_at: iso_millis(job.created_at),
+                finished_at: job.finished_at.map(iso_millis),
+                file_name: job.media.as_ref().map(|media| media.file_name.clone()),
+                size: job.media.as_ref().map(|media| media.size),
+                sha256: job.media.as_ref().map(|media| hex::encode(media.sha256)),
+                mimetype: job.media.as_ref().map(|media| media.info.mimetype),
+            }
+        })
+        .collect();
+    json(StatusCode::OK, &serde_json::json!({ "jobs": rows }))
+}

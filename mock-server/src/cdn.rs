@@ -1,0 +1,179 @@
+//! The CDN the providers' signed links point at, served by the mock itself under `/cdn/`.
+//!
+//! A link is checked the way CloudFront checks it (key pair, signature, then expiry) and refused
+//! with CloudFront's 403 and XML error body, so a client's handling of expired links can be tested
+//! for real. The mock adds one header CloudFront does not send, `X-Mock-Denied-Reason`, so a
+//! person can tell an expired link from a tampered one.
+//!
+//! Bytes are streamed from disk, never loaded whole; single `Range` requests are honoured.
+//! Every link of an upload (original, variants, thumbnails, source) serves the exact uploaded
+//! bytes: the mock does not transcode, it only reports the scaled dimensions a real CDN would.
+
+use std::io::SeekFrom;
+
+use futures_util::TryStreamExt as _;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt as _, StreamBody};
+use hyper::body::{Frame, Incoming};
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+
+use crate::app::App;
+use crate::http::{Body, full};
+use crate::signing;
+
+/// The path token that names the media behind a CDN path (segments after `/cdn/`).
+///
+/// - `fansly/{id}.{ext}`: the media or variant id.
+/// - `onlyfans/files/{a}/{ab}/{token}/{name}`: the 32-hex directory.
+/// - `onlyfans/upload/{token}/{digits}/{name}`: the source-upload id.
+fn token<'p>(segments: &[&'p str]) -> Option<&'p str> {
+    match segments {
+        ["fansly", file] => file.split('.').next(),
+        ["onlyfans", "files", _, _, token, _] => Some(token),
+        ["onlyfans", "upload", token, _, _] => Some(token),
+        _ => None,
+    }
+}
+
+/// Answers `GET`/`HEAD /cdn/...`.
+pub(crate) async fn serve(app: &App, req: &Request<Incoming>, segments: &[&str]) -> Response<Body> {
+    let path = req.uri().path();
+    let query = req.uri().query().unwrap_or_default();
+    if let Err(err) = signing::verify(path, query, app.clock.unix_secs(), &app.key) {
+        tracing::info!(%path, reason = err.reason(), "cdn link refused");
+        let message = match err {
+            signing::SignatureError::MissingKeyPairId
+            | signing::SignatureError::MissingPolicy
+            | signing::SignatureError::MissingSignature => {
+                "Missing Key-Pair-Id query parameter or cookie value"
+            }
+            _ => "Access denied",
+        };
+        let mut response = xml_error(StatusCode::FORBIDDEN, "AccessDenied", message);
+        response.headers_mut().insert(
+            "x-mock-denied-reason",
+            HeaderValue::from_static(err.reason()),
+        );
+        return response;
+    }
+    let Some(media) = token(segments).and_then(|token| app.store.media(token)) else {
+        return xml_error(
+            StatusCode::NOT_FOUND,
+            "NoSuchKey",
+            "The specified key does not exist.",
+        );
+    };
+
+    let total = media.size;
+    let range = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| {
+            http_range_header::parse_range_header(value).and_then(|ranges| ranges.validate(total))
+        });
+    let (status, start, len) = match range {
+        None => (StatusCode::OK, 0, total),
+        Some(Ok(ranges)) if ranges.len() == 1 => {
+            let range = &ranges[0];
+            (
+                StatusCode::PARTIAL_CONTENT,
+                *range.start(),
+                range.end() - range.start() + 1,
+            )
+        }
+        // Several ranges: a whole 200 is a valid answer and every client accepts it.
+        Some(Ok(_)) => (StatusCode::OK, 0, total),
+        Some(Err(_)) => {
+            let mut response = xml_error(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "InvalidRange",
+                "The requested range is not satisfiable",
+            );
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{total}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            return response;
+        }
+    };
+
+    let body = if req.method() == Method::HEAD {
+        full(bytes::Bytes::new())
+    } else {
+        let mut file = match tokio::fs::File::open(&media.path).await {
+            Ok(file) => file,
+            Err(err) => {
+                tracing::error!(error = %err, "stored media unreadable");
+                return xml_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    "We encountered an internal error. Please try again.",
+                );
+            }
+        };
+        if let Err(err) = file.seek(SeekFrom::Start(start)).await {
+            tracing::error!(error = %err, "stored media unseekable");
+            return xml_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalError",
+                "We encountered an internal error. Please try again.",
+            );
+        }
+        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 64 * 1024);
+        StreamBody::new(stream.map_ok(Frame::data)).boxed()
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(media.info.mimetype),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", hex::encode(&media.sha256[..16]))) {
+        headers.insert(header::ETAG, etag);
+    }
+    if status == StatusCode::PARTIAL_CONTENT {
+        let content_range = format!("bytes {start}-{}/{total}", start + len - 1);
+        if let Ok(value) = HeaderValue::from_str(&content_range) {
+            headers.insert(header::CONTENT_RANGE, value);
+        }
+    }
+    response
+}
+
+/// CloudFront's and S3's XML error body.
+fn xml_error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    );
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_come_from_each_providers_path_shape() {
+        assert_eq!(
+            token(&["fansly", "870000000000000016.jpeg"]),
+            Some("870000000000000016")
+        );
+        assert_eq!(
+            token(&["onlyfans", "files", "a", "ab", "abcd", "300x544_abcd.jpg"]),
+            Some("abcd")
+        );
+        assert_eq!(
+            token(&["onlyfans", "upload", "uuid", "000000000001", "photo.jpg"]),
+            Some("uuid")
+        );
+        assert_eq!(token(&["onlyfans", "files", "a"]), None);
+    }
+}

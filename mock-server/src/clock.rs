@@ -1,0 +1,207 @@
+//! The one place the mock reads time.
+//!
+//! Every job transition and every signed-link expiry is computed from [`Clock::now`], so a test that
+//! holds a [`Clock::manual`] handle decides exactly when a job completes and when its links die,
+//! without sleeping. The handle is a cheap `Clone` (an `Arc`), in the spirit of the injectable
+//! `hyper::rt::Timer`.
+//!
+//! Wall time (not a monotonic instant) is the unit, because signed links carry expiry as Unix seconds.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A source of wall time shared by the whole server.
+///
+/// A system clock follows the machine; a manual clock stands still until [`Clock::advance`] or
+/// [`Clock::set`] moves it, which is how tests cross a five-hour link expiry in a millisecond.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use mock_server::clock::Clock;
+///
+/// let clock = Clock::manual(UNIX_EPOCH + Duration::from_secs(1_770_000_000));
+/// let before = clock.now();
+/// clock.advance(Duration::from_secs(5 * 3600)).unwrap();
+/// assert_eq!(clock.now().duration_since(before).unwrap(), Duration::from_secs(5 * 3600));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Clock {
+    source: Arc<Source>,
+}
+
+#[derive(Debug)]
+enum Source {
+    System,
+    Manual(Mutex<SystemTime>),
+}
+
+/// Why the clock refused to move.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClockError {
+    /// Only a manual clock can be moved; moving the system clock would be a lie to every client.
+    #[error("the clock follows the system time; start the server with --clock manual to move it")]
+    NotManual,
+    /// Time never runs backwards: jobs and links are computed from elapsed time, and a terminal job
+    /// must stay terminal.
+    #[error("cannot set the clock back from {now_unix_ms} ms to {requested_unix_ms} ms")]
+    Backwards {
+        /// The clock's reading when asked, in Unix milliseconds.
+        now_unix_ms: u128,
+        /// The refused reading, in Unix milliseconds.
+        requested_unix_ms: u128,
+    },
+}
+
+impl Clock {
+    /// A clock that follows the machine's wall time, for interactive use.
+    pub fn system() -> Self {
+        Self {
+            source: Arc::new(Source::System),
+        }
+    }
+
+    /// A clock frozen at `start` until it is advanced, for tests and reproducible runs.
+    pub fn manual(start: SystemTime) -> Self {
+        Self {
+            source: Arc::new(Source::Manual(Mutex::new(start))),
+        }
+    }
+
+    /// Whether the clock can be moved by [`Clock::advance`] and [`Clock::set`].
+    pub fn is_manual(&self) -> bool {
+        matches!(*self.source, Source::Manual(_))
+    }
+
+    /// The current wall time.
+    #[allow(clippy::disallowed_methods)] // This is the one module allowed to read the system time.
+    pub fn now(&self) -> SystemTime {
+        match &*self.source {
+            Source::System => SystemTime::now(),
+            Source::Manual(now) => *now.lock().unwrap_or_else(PoisonError::into_inner),
+        }
+    }
+
+    /// The current wall time in whole Unix seconds, the unit of signed-link expiry.
+    pub fn unix_secs(&self) -> u64 {
+        unix_secs(self.now())
+    }
+
+    /// Moves a manual clock forward by `by` and returns the new time.
+    pub fn advance(&self, by: Duration) -> Result<SystemTime, ClockError> {
+        match &*self.source {
+            Source::System => Err(ClockError::NotManual),
+            Source::Manual(now) => {
+                let mut now = now.lock().unwrap_or_else(PoisonError::into_inner);
+                *now += by;
+                Ok(*now)
+            }
+        }
+    }
+
+    /// Sets a manual clock to `to`, which must not be earlier than the current reading.
+    pub fn set(&self, to: SystemTime) -> Result<SystemTime, ClockError> {
+        match &*self.source {
+            Source::System => Err(ClockError::NotManual),
+            Source::Manual(now) => {
+                let mut now = now.lock().unwrap_or_else(PoisonError::into_inner);
+                if to < *now {
+                    return Err(ClockError::Backwards {
+                        now_unix_ms: unix_millis(*now),
+                        requested_unix_ms: unix_millis(to),
+                    });
+                }
+                *now = to;
+                Ok(*now)
+            }
+        }
+    }
+}
+
+/// Whole seconds since the Unix epoch; times before it read as 0.
+pub fn unix_secs(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+/// Milliseconds since the Unix epoch; times before it read as 0.
+pub fn unix_millis(at: SystemTime) -> u128 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis())
+}
+
+/// `2026-02-04T18:35:01.526Z`: ISO 8601 with milliseconds in UTC, as Fansly stamps responses.
+pub fn iso_millis(at: SystemTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from(at)
+        .format(&format)
+        .expect("a UTC date in range formats")
+}
+
+/// `2026-04-03T16:16:36+00:00`: ISO 8601 to the second with an explicit offset, as Laravel
+/// (OnlyFansAPI) writes dates.
+pub fn iso_seconds_offset(at: SystemTime) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+00:00");
+    time::OffsetDateTime::from(at)
+        .format(&format)
+        .expect("a UTC date in range formats")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_stands_still_until_advanced() {
+        let start = UNIX_EPOCH + Duration::from_secs(1_000);
+        let clock = Clock::manual(start);
+        assert_eq!(clock.now(), start);
+        assert_eq!(clock.now(), start);
+        clock.advance(Duration::from_millis(1_500)).unwrap();
+        assert_eq!(clock.now(), start + Duration::from_millis(1_500));
+        assert_eq!(clock.unix_secs(), 1_001);
+    }
+
+    #[test]
+    fn clones_share_one_reading() {
+        let clock = Clock::manual(UNIX_EPOCH);
+        let other = clock.clone();
+        other.advance(Duration::from_secs(7)).unwrap();
+        assert_eq!(clock.unix_secs(), 7);
+    }
+
+    #[test]
+    fn formats_like_each_provider() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_770_230_101_526);
+        assert_eq!(iso_millis(at), "2026-02-04T18:35:01.526Z");
+        assert_eq!(iso_seconds_offset(at), "2026-02-04T18:35:01+00:00");
+    }
+
+    #[test]
+    fn system_clock_cannot_be_moved() {
+        let clock = Clock::system();
+        assert_eq!(
+            clock.advance(Duration::from_secs(1)),
+            Err(ClockError::NotManual)
+        );
+        assert!(!clock.is_manual());
+    }
+
+    #[test]
+    fn manual_clock_refuses_to_go_back() {
+        let clock = Clock::manual(UNIX_EPOCH + Duration::from_secs(10));
+        let err = clock.set(UNIX_EPOCH + Duration::from_secs(9)).unwrap_err();
+        assert_eq!(
+            err,
+            ClockError::Backwards {
+                now_unix_ms: 10_000,
+                requested_unix_ms: 9_000
+            }
+        );
+        clock.set(UNIX_EPOCH + Duration::from_secs(11)).unwrap();
+        assert_eq!(clock.unix_secs(), 11);
+    }
+}

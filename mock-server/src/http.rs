@@ -1,0 +1,210 @@
+//! The hyper glue: accept loop, graceful shutdown, dispatch by path, and body helpers.
+//!
+//! Dispatch is a plain `match` on (method, path segments), as in hyper's `echo` example: the
+//! routes are few and fixed by the providers, and a match shows every one of them on one screen.
+//! The reserved prefixes are matched first (`/__admin/`, then `/cdn/`), then each provider's
+//! `route` answers everything under its own prefix, 404s included, in its own error shape.
+//!
+//! Every request gets a well-formed response; handlers return `Response`, never `Result`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt as _, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::upload::{self, Form, UploadError};
+use crate::{admin, cdn, provider};
+
+/// Every response body: in-memory JSON or a file streamed from disk.
+pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
+
+/// A body from bytes in memory.
+pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+/// A JSON response with the given status.
+pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => {
+            let mut response = Response::new(full(bytes));
+            *response.status_mut() = status;
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json; charset=utf-8"),
+            );
+            response
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "cannot serialize a response");
+            let mut response = Response::new(full(r#"{"error":"internal error"}"#));
+            *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            response
+        }
+    }
+}
+
+/// Per-request facts handlers need besides the [`App`].
+#[derive(Debug, Clone)]
+pub(crate) struct RequestCtx {
+    /// `scheme://host[:port]` for links that must come back to this server.
+    pub(crate) origin: String,
+}
+
+impl RequestCtx {
+    fn new(app: &App, req: &Request<Incoming>, local: SocketAddr) -> Self {
+        let origin = match &app.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => {
+                let host = req
+                    .headers()
+                    .get(header::HOST)
+                    .and_then(|host| host.to_str().ok())
+                    .filter(|host| {
+                        !host.is_empty()
+                            && host
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+                    });
+                match host {
+                    Some(host) => format!("http://{host}"),
+                    None => format!("http://{local}"),
+                }
+            }
+        };
+        Self { origin }
+    }
+}
+
+/// How long in-flight requests may run after shutdown is asked for.
+const GRACE_PERIOD: Duration = Duration::from_secs(10);
+
+/// Accepts connections until `shutdown` turns true, then lets in-flight requests finish.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let local = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _peer)) => stream,
+                    Err(err) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let app = Arc::clone(&app);
+                let service = service_fn(move |req| {
+                    let app = Arc::clone(&app);
+                    async move { Ok::<_, Infallible>(handle(app, req, local).await) }
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .serve_connection(TokioIo::new(stream), service);
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!(error = %err, "connection ended with an error");
+                    }
+                });
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(GRACE_PERIOD, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight requests still running after the grace period; closing them");
+    }
+}
+
+async fn handle(app: Arc<App>, req: Request<Incoming>, local: SocketAddr) -> Response<Body> {
+    let ctx = RequestCtx::new(&app, &req, local);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let response = match segments.as_slice() {
+        ["__admin", rest @ ..] => admin::handle(&app, req, rest).await,
+        ["cdn", rest @ ..] if method == Method::GET || method == Method::HEAD => {
+            cdn::serve(&app, &req, rest).await
+        }
+        ["api", "fansly", rest @ ..] => provider::fansly::route(&app, &ctx, req, rest).await,
+        ["api", rest @ ..] => provider::onlyfans::route(&app, &ctx, req, rest).await,
+        _ => json(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({"error": format!("no route for {method} {path}")}),
+        ),
+    };
+    tracing::info!(%method, %path, status = response.status().as_u16(), "request");
+    response
+}
+
+/// The request body as a stream of chunks.
+fn body_stream(
+    body: Incoming,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    http_body_util::BodyDataStream::new(body).map(|chunk| chunk.map_err(std::io::Error::other))
+}
+
+/// Reads a provider upload form: refuses an oversized `Content-Length` before reading a byte,
+/// then streams the body through multer with the file going to disk.
+pub(crate) async fn read_form(
+    app: &App,
+    req: Request<Incoming>,
+    file_field: &'static str,
+) -> Result<Form, UploadError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| app.limits.is_body_too_large(length)) {
+        return Err(UploadError::TooLarge {
+            limit: app.limits.max_file_bytes,
+        });
+    }
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let boundary = upload::boundary(content_type.as_deref())?;
+    upload::read_form(
+        body_stream(req.into_body()),
+        boundary,
+        file_field,
+        app.limits,
+        &app.storage_dir,
+    )
+    .await
+}
+
+/// The value of a request header as text, if present and printable.
+pub(crate) fn header_text<'r>(req: &'r Request<Incoming>, name: &str) -> Option<&'r str> {
+    req.headers()
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+}

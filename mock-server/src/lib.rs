@@ -1,0 +1,301 @@
+//! An offline stand-in for the media upload and upload-status endpoints of apifansly's Fansly API
+//! and OnlyFansAPI, for contract tests.
+//!
+//! Each upload becomes a job that moves through its provider's real lifecycle (Fansly
+//! `waiting → active → completed | failed`, OnlyFans `pending → processing → completed | failed`)
+//! on a [`Clock`] the test controls. Completed jobs carry CloudFront-style signed links that this
+//! server serves and that really expire.
+//!
+//! # Layout
+//!
+//! - [`clock`]: the only source of time; manual clocks are moved by tests.
+//! - [`job`]: the lifecycle as a pure function of (timeline, elapsed time, polls answered).
+//! - [`signing`]: CloudFront canned and custom-policy links, signed with HMAC-SHA256.
+//! - [`media`]: type, dimensions and duration read from uploaded bytes.
+//! - [`fixture`]: provider constants and default timelines from `fixtures/defaults.yaml`.
+//! - [`spec`]: the OpenAPI documents of `specs/`, and response validation against them.
+//! - `provider::{fansly, onlyfans}`: routes, wire types and error envelopes of each API.
+//! - `http`, `cdn`, `admin`, `store`, `upload`: hyper glue, the link-serving CDN, the `/__admin/`
+//!   API, shared state, and multipart streaming to disk.
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use std::time::{Duration, UNIX_EPOCH};
+//! use mock_server::{MockServer, clock::Clock};
+//!
+//! let clock = Clock::manual(UNIX_EPOCH + Duration::from_secs(1_770_000_000));
+//! let server = MockServer::builder().clock(clock.clone()).start().await.unwrap();
+//! assert!(server.base_url().starts_with("http://127.0.0.1:"));
+//! // Point a client at server.base_url(); move time with clock.advance(..).
+//! server.shutdown().await;
+//! # }
+//! ```
+
+pub mod clock;
+pub mod fixture;
+pub mod job;
+pub mod media;
+pub mod signing;
+pub mod spec;
+
+mod admin;
+mod app;
+mod cdn;
+mod http;
+mod provider;
+mod store;
+mod upload;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::fixture::Fixtures;
+pub use crate::provider::Provider;
+use crate::signing::SigningKey;
+
+/// The OnlyFansAPI limit: 100 MB, as Laravel's `max:102400` (kilobytes) counts it.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 102_400 * 1024;
+
+/// The `Key-Pair-Id` in every signed link unless configured.
+pub const DEFAULT_KEY_PAIR_ID: &str = "K2MOCKSERVERKEYPAIR";
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The address is taken or not ours.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The storage directory cannot be created.
+    #[error("cannot create the storage directory")]
+    Storage(#[source] std::io::Error),
+    /// No randomness for the signing key.
+    #[error("cannot generate a signing key")]
+    Random(#[source] getrandom::Error),
+}
+
+/// Configures a [`MockServer`]; every setting has a default that works offline.
+#[derive(Debug)]
+pub struct Builder {
+    bind: SocketAddr,
+    clock: Clock,
+    fixtures: Option<Fixtures>,
+    api_keys: Vec<String>,
+    max_upload_bytes: u64,
+    signing_key: Option<SigningKey>,
+    public_url: Option<String>,
+    media_root: Option<PathBuf>,
+    storage_dir: Option<PathBuf>,
+    nonce: Option<[u8; 16]>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            clock: Clock::system(),
+            fixtures: None,
+            api_keys: Vec::new(),
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            signing_key: None,
+            public_url: None,
+            media_root: None,
+            storage_dir: None,
+            nonce: None,
+        }
+    }
+}
+
+impl Builder {
+    /// Where to listen; `127.0.0.1:0` (a free loopback port) by default, as tests want.
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// The clock every job and link reads; pass a [`Clock::manual`] to control time.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Provider constants and timelines; the embedded `fixtures/defaults.yaml` by default.
+    pub fn fixtures(mut self, fixtures: Fixtures) -> Self {
+        self.fixtures = Some(fixtures);
+        self
+    }
+
+    /// Accepts only this key (repeatable); by default any non-empty key is accepted.
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_keys.push(key.into());
+        self
+    }
+
+    /// The largest file accepted, in bytes; bigger uploads get the provider's 413.
+    pub fn max_upload_bytes(mut self, bytes: u64) -> Self {
+        self.max_upload_bytes = bytes;
+        self
+    }
+
+    /// Signs links with a fixed key, so they survive restarts; a random key by default.
+    pub fn signing_key(mut self, key: SigningKey) -> Self {
+        self.signing_key = Some(key);
+        self
+    }
+
+    /// The origin written into links and `polling_url` (for a mock behind a proxy); by default
+    /// the `Host` the client used.
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into());
+        self
+    }
+
+    /// The directory `file://` upload URLs may read from; none by default.
+    pub fn media_root(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.media_root = Some(dir.into());
+        self
+    }
+
+    /// Where uploads are stored; a temp directory removed on shutdown by default.
+    pub fn storage_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.storage_dir = Some(dir.into());
+        self
+    }
+
+    /// Seeds every derived id, so two runs hand out the same ids; random by default.
+    pub fn id_seed(mut self, seed: u64) -> Self {
+        let mut nonce = [0u8; 16];
+        nonce[..8].copy_from_slice(&seed.to_be_bytes());
+        self.nonce = Some(nonce);
+        self
+    }
+
+    /// Binds and starts serving on the current tokio runtime.
+    pub async fn start(self) -> Result<MockServer, StartError> {
+        let listener = tokio::net::TcpListener::bind(self.bind)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: self.bind,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: self.bind,
+            source,
+        })?;
+        let (temp_dir, storage_dir) = match self.storage_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(&dir).map_err(StartError::Storage)?;
+                (None, dir)
+            }
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix("mock-server-")
+                    .tempdir()
+                    .map_err(StartError::Storage)?;
+                let path = temp.path().to_owned();
+                (Some(temp), path)
+            }
+        };
+        let key = match self.signing_key {
+            Some(key) => key,
+            None => SigningKey::random(DEFAULT_KEY_PAIR_ID).map_err(StartError::Random)?,
+        };
+        let nonce = match self.nonce {
+            Some(nonce) => nonce,
+            None => {
+                let mut nonce = [0u8; 16];
+                getrandom::fill(&mut nonce).map_err(StartError::Random)?;
+                nonce
+            }
+        };
+        let app = Arc::new(app::App {
+            clock: self.clock.clone(),
+            fixtures: self.fixtures.unwrap_or_else(Fixtures::embedded),
+            key,
+            store: store::Store::new(nonce),
+            storage_dir: storage_dir.clone(),
+            limits: upload::Limits {
+                max_file_bytes: self.max_upload_bytes,
+                max_field_bytes: 1024 * 1024,
+            },
+            api_keys: self.api_keys,
+            public_url: self.public_url,
+            media_root: self.media_root,
+        });
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let task = tokio::spawn(http::serve(listener, app, shutdown_rx));
+        Ok(MockServer {
+            addr,
+            clock: self.clock,
+            storage_dir,
+            shutdown: shutdown_tx,
+            task,
+            _temp_dir: temp_dir,
+        })
+    }
+}
+
+/// A running mock server. Dropping it stops accepting connections; [`MockServer::shutdown`] also
+/// waits for in-flight requests.
+#[derive(Debug)]
+pub struct MockServer {
+    addr: SocketAddr,
+    clock: Clock,
+    storage_dir: PathBuf,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    /// Removes the default storage directory when the server goes away.
+    _temp_dir: Option<tempfile::TempDir>,
+}
+
+impl MockServer {
+    /// A builder with offline defaults.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// `http://127.0.0.1:PORT`, the base both providers are served under.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn address(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The clock the server reads; advance it if it is manual.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Where uploads are stored; tests check it holds nothing unexpected.
+    pub fn storage_dir(&self) -> &Path {
+        &self.storage_dir
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to a grace period), then returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}

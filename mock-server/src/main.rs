@@ -1,0 +1,160 @@
+//! `mock-server`: serves both providers' upload endpoints on loopback with embedded defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, ValueEnum};
+use mock_server::clock::Clock;
+use mock_server::fixture::{Fixtures, repo_media_dir};
+use mock_server::signing::SigningKey;
+use mock_server::{DEFAULT_KEY_PAIR_ID, DEFAULT_MAX_UPLOAD_BYTES, MockServer};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ClockKind {
+    /// Follow the machine's wall time.
+    System,
+    /// Stand still until `POST /__admin/clock/advance` moves it.
+    Manual,
+}
+
+/// Offline mock of the Fansly (apifansly) and OnlyFans (OnlyFansAPI) media upload APIs.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "MOCK_BIND", default_value = "127.0.0.1:8765")]
+    bind: SocketAddr,
+
+    /// Clock: `system`, or `manual` to move time only through the admin API.
+    #[arg(long, env = "MOCK_CLOCK", value_enum, default_value = "system")]
+    clock: ClockKind,
+
+    /// Start of a manual clock, as Unix seconds (default: now).
+    #[arg(long, env = "MOCK_CLOCK_START")]
+    clock_start: Option<u64>,
+
+    /// Accept only this API key (repeatable; comma-separated in the env var). Default: any non-empty key.
+    #[arg(long = "api-key", env = "MOCK_API_KEYS", value_delimiter = ',')]
+    api_keys: Vec<String>,
+
+    /// Directory holding `defaults.yaml` to use instead of the embedded fixtures.
+    #[arg(long, env = "MOCK_FIXTURES")]
+    fixtures: Option<PathBuf>,
+
+    /// Largest upload accepted, in bytes.
+    #[arg(long, env = "MOCK_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
+    max_upload_bytes: u64,
+
+    /// Hex-encoded 32-byte key for signing CDN links (default: random per run).
+    #[arg(long, env = "MOCK_SIGNING_KEY", hide_env_values = true)]
+    signing_key: Option<String>,
+
+    /// Origin to write into links and polling URLs (default: the Host the client used).
+    #[arg(long, env = "MOCK_PUBLIC_URL")]
+    public_url: Option<String>,
+
+    /// Directory `file://` upload URLs may read from (default: the repository's fixtures/media).
+    #[arg(long, env = "MOCK_MEDIA_ROOT")]
+    media_root: Option<PathBuf>,
+
+    /// Directory to store uploads in (default: a temp directory removed on exit).
+    #[arg(long, env = "MOCK_STORAGE_DIR")]
+    storage_dir: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MOCK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("mock_server=info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(err) = run(Args::parse()).await {
+        eprintln!("mock-server: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let clock = match args.clock {
+        ClockKind::System => Clock::system(),
+        ClockKind::Manual => {
+            let start = match args.clock_start {
+                Some(secs) => UNIX_EPOCH + Duration::from_secs(secs),
+                None => Clock::system().now(),
+            };
+            Clock::manual(start)
+        }
+    };
+    let mut builder = MockServer::builder()
+        .bind(args.bind)
+        .clock(clock)
+        .max_upload_bytes(args.max_upload_bytes);
+    if let Some(dir) = &args.fixtures {
+        builder = builder.fixtures(Fixtures::from_dir(dir)?);
+    }
+    for key in args.api_keys.into_iter().filter(|key| !key.is_empty()) {
+        builder = builder.api_key(key);
+    }
+    if let Some(hex_key) = &args.signing_key {
+        let bytes = hex::decode(hex_key).context("--signing-key is not hex")?;
+        let Ok(secret) = <[u8; 32]>::try_from(bytes.as_slice()) else {
+            bail!(
+                "--signing-key must be 32 bytes (64 hex digits), not {}",
+                bytes.len()
+            );
+        };
+        builder = builder.signing_key(SigningKey::new(secret, DEFAULT_KEY_PAIR_ID));
+    }
+    if let Some(url) = args.public_url {
+        builder = builder.public_url(url);
+    }
+    let media_root = args.media_root.unwrap_or_else(repo_media_dir);
+    builder = builder.media_root(media_root);
+    if let Some(dir) = args.storage_dir {
+        builder = builder.storage_dir(dir);
+    }
+    let server = builder
+        .start()
+        .await
+        .with_context(|| format!("cannot start on {}", args.bind))?;
+    let base = server.base_url();
+    println!("mock-server listening on {base}");
+    println!("  Fansly (apifansly):    {base}/api/fansly/...");
+    println!("  OnlyFans (OnlyFansAPI): {base}/api/...");
+    println!("  admin:                 {base}/__admin/ (clock, jobs, specs)");
+    println!();
+    println!("Try:");
+    println!(
+        "  curl -s -H 'x-api-key: test' -F file=@fixtures/media/sample.jpg {base}/api/fansly/acct1/media/upload"
+    );
+    println!("  curl -s -H 'x-api-key: test' {base}/api/fansly/media/upload/1/status");
+    println!(
+        "  curl -s -H 'Authorization: Bearer test' -F file=@fixtures/media/sample.jpg -F async=true {base}/api/acct_1/media/upload"
+    );
+    wait_for_signal().await?;
+    eprintln!("mock-server: shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot listen for SIGTERM")?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.context("cannot listen for SIGINT")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot listen for Ctrl-C")?;
+    Ok(())
+}

@@ -1,0 +1,318 @@
+//! apifansly's Fansly API: `POST /api/fansly/{accountId}/media/upload` and
+//! `GET /api/fansly/media/upload/{jobId}/status`.
+//!
+//! Every response, errors included, is the `{statusCode, message, data, timestamp}` envelope and
+//! carries the `X-RateLimit-*` headers, counted per key over a one-minute sliding window.
+//! Job ids are sequential numbers as strings ("1", "2", ...), as the real queue hands out.
+
+mod error;
+mod wire;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use self::error::ApiError;
+use crate::app::App;
+use crate::clock::{iso_millis, unix_secs};
+use crate::http::{Body, RequestCtx, header_text, json};
+use crate::job::{Outcome, Phase};
+use crate::media::{MediaKind, scale_to_short_side};
+use crate::provider::{Provider, is_key_accepted, redact_key};
+use crate::signing::{self, Form};
+use crate::store::{Destination, NewJob, Polled, PolledState, StoredMedia};
+
+const QUEUED_MESSAGE: &str = "Upload job queued. Use the status endpoint to track progress.";
+
+/// Ids of one upload, derived from its sequence number so they are stable and unique.
+struct Ids {
+    media_id: u64,
+    account_media_id: u64,
+}
+
+impl Ids {
+    fn new(seq: u64) -> Self {
+        Self {
+            media_id: 874_740_000_000_000_000 + seq * 16,
+            account_media_id: 875_500_000_000_000_000 + seq * 16,
+        }
+    }
+
+    /// Variant `idx`'s id: the slots after the media id are reserved for its variants.
+    fn variant_id(&self, idx: usize) -> u64 {
+        self.media_id + 1 + idx as u64
+    }
+}
+
+/// Answers everything under `/api/fansly/`.
+pub(crate) async fn route(
+    app: &App,
+    ctx: &RequestCtx,
+    req: Request<Incoming>,
+    rest: &[&str],
+) -> Response<Body> {
+    let now = app.clock.now();
+    let key = header_text(&req, "x-api-key").map(str::to_owned);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let authorized = is_key_accepted(&app.api_keys, key.as_deref());
+    let result = match (&method, rest) {
+        (&Method::POST, [account, "media", "upload"]) if authorized => {
+            upload(app, req, account, now).await
+        }
+        (&Method::GET, ["media", "upload", job_id, "status"]) if authorized => {
+            status(app, ctx, job_id, now)
+        }
+        (&Method::POST, [_, "media", "upload"])
+        | (&Method::GET, ["media", "upload", _, "status"]) => {
+            if let Some(key) = &key {
+                tracing::info!(key = %redact_key(key), "fansly key refused");
+            }
+            Err(ApiError::Unauthorized)
+        }
+        _ => Err(ApiError::RouteNotFound {
+            method: method.to_string(),
+            path,
+        }),
+    };
+    let mut response = result.unwrap_or_else(|err| err.into_response(iso_millis(now)));
+    let used = app
+        .store
+        .count_request(Provider::Fansly, key.as_deref().unwrap_or_default(), now);
+    let limit = app.fixtures.fansly.limit_per_minute;
+    let headers = response.headers_mut();
+    headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
+    headers.insert(
+        "x-ratelimit-remaining",
+        HeaderValue::from(limit.saturating_sub(used)),
+    );
+    if let Ok(plan) = HeaderValue::from_str(&app.fixtures.fansly.plan) {
+        headers.insert("x-ratelimit-plan", plan);
+    }
+    response
+}
+
+async fn upload(
+    app: &App,
+    req: Request<Incoming>,
+    account: &str,
+    now: SystemTime,
+) -> Result<Response<Body>, ApiError> {
+    let form = crate::http::read_form(app, req, "file").await?;
+    if form
+        .field("formInputs")
+        .is_some_and(|inputs| !is_valid_form_inputs(inputs))
+    {
+        return Err(ApiError::BadFormInputs);
+    }
+    let file = form.file.ok_or(ApiError::MissingFile)?;
+    if file.size == 0 {
+        return Err(ApiError::EmptyFile);
+    }
+    // The upload took time to arrive; the job starts when it is complete.
+    let now = app.clock.now().max(now);
+    let fixture = &app.fixtures.fansly;
+    let timeline = match file.info.kind {
+        MediaKind::Image | MediaKind::Gif | MediaKind::Video => fixture.timeline.clone(),
+        MediaKind::Audio | MediaKind::Unsupported => {
+            fixture.timeline.clone().with_outcome(Outcome::Failed {
+                reason: format!("Unsupported media type: {}", file.info.mimetype),
+            })
+        }
+    };
+    let seq = app.store.next_seq(Provider::Fansly);
+    let ids = Ids::new(seq);
+    let tokens: Vec<String> = std::iter::once(ids.media_id)
+        .chain((0..fixture.variant_short_sides.len()).map(|idx| ids.variant_id(idx)))
+        .map(|id| id.to_string())
+        .collect();
+    let extension = file.info.extension;
+    let media = StoredMedia {
+        file_name: file
+            .file_name
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| format!("upload.{extension}")),
+        path: file.path,
+        size: file.size,
+        sha256: file.sha256,
+        info: file.info,
+    };
+    let job_id = seq.to_string();
+    app.store.insert(
+        seq,
+        job_id.clone(),
+        NewJob {
+            provider: Provider::Fansly,
+            account: (*account).to_owned(),
+            destination: Destination::Cdn,
+            timeline,
+            media: Some(Arc::new(media)),
+            credits_used: 0,
+            api_key: String::new(),
+        },
+        now,
+        &tokens,
+    );
+    Ok(json(
+        StatusCode::CREATED,
+        &wire::Envelope {
+            status_code: 201,
+            message: "Success".to_owned(),
+            data: wire::Queued {
+                success: true,
+                job_id,
+                bucket_name: ids.account_media_id.to_string(),
+                message: QUEUED_MESSAGE,
+            },
+            timestamp: iso_millis(now),
+        },
+    ))
+}
+
+/// `formInputs` must be a JSON array of `{type: number, value: string}`.
+fn is_valid_form_inputs(text: &str) -> bool {
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str(text) else {
+        return false;
+    };
+    items.iter().all(|item| {
+        item.get("type").is_some_and(serde_json::Value::is_number)
+            && item.get("value").is_some_and(serde_json::Value::is_string)
+    })
+}
+
+fn status(
+    app: &App,
+    ctx: &RequestCtx,
+    job_id: &str,
+    now: SystemTime,
+) -> Result<Response<Body>, ApiError> {
+    let polled = app
+        .store
+        .poll(Provider::Fansly, job_id, None, now)
+        .ok_or(ApiError::JobNotFound)?;
+    let (state, progress, result, failed_reason) = match &polled.state {
+        PolledState::Running {
+            phase: Phase::Queued,
+            progress,
+        } => (wire::State::Waiting, *progress, None, None),
+        PolledState::Running {
+            phase: Phase::Processing,
+            progress,
+        } => (wire::State::Active, *progress, None, None),
+        PolledState::Completed => (
+            wire::State::Completed,
+            100,
+            Some(result(app, ctx, &polled)?),
+            None,
+        ),
+        PolledState::Failed { progress, reason } => {
+            (wire::State::Failed, *progress, None, Some(reason.clone()))
+        }
+    };
+    Ok(json(
+        StatusCode::OK,
+        &wire::Envelope {
+            status_code: 200,
+            message: "Success".to_owned(),
+            data: wire::Status {
+                success: true,
+                job_id: polled.id.clone(),
+                state,
+                progress,
+                result,
+                failed_reason,
+            },
+            timestamp: iso_millis(now),
+        },
+    ))
+}
+
+/// The completed `result`: the media, its scaled variants, and links signed until
+/// completion + `link_ttl`.
+fn result(app: &App, ctx: &RequestCtx, polled: &Polled) -> Result<wire::UploadResult, ApiError> {
+    let media = polled.media.as_deref().ok_or(ApiError::Internal)?;
+    let fixture = &app.fixtures.fansly;
+    let ids = Ids::new(polled.seq);
+    let finished_at = polled.finished_at.unwrap_or(polled.created_at);
+    let expires_at = unix_secs(finished_at + fixture.link_ttl);
+    let kind: u16 = if media.info.kind == MediaKind::Video {
+        2
+    } else {
+        1
+    };
+    let extension = media.info.extension;
+    let link = |id: u64| {
+        let path = format!("/cdn/fansly/{id}.{extension}");
+        let query = signing::sign(&path, expires_at, &app.key, Form::Custom);
+        vec![wire::Location {
+            location_id: "1".to_owned(),
+            location: format!("{}{path}?{query}", ctx.origin),
+        }]
+    };
+    let (width, height) = (media.info.width, media.info.height);
+    let short_side = width.min(height);
+    let variants = fixture
+        .variant_short_sides
+        .iter()
+        .enumerate()
+        .filter(|(_, side)| **side < short_side)
+        .map(|(idx, side)| {
+            let (width, height) = scale_to_short_side(width, height, *side);
+            let id = ids.variant_id(idx);
+            wire::Variant {
+                id: id.to_string(),
+                kind,
+                mimetype: media.info.mimetype.to_owned(),
+                width,
+                height,
+                locations: link(id),
+            }
+        })
+        .collect();
+    let media_id = ids.media_id.to_string();
+    Ok(wire::UploadResult {
+        success: true,
+        bucket_name: ids.account_media_id.to_string(),
+        media_id: media_id.clone(),
+        account_media: vec![wire::AccountMedia {
+            id: ids.account_media_id.to_string(),
+            media_id: media_id.clone(),
+            account_id: polled.account.clone(),
+            media: wire::Media {
+                id: media_id.clone(),
+                kind,
+                mimetype: media.info.mimetype.to_owned(),
+                filename: media.file_name.clone(),
+                location: format!("/{}/{media_id}.{extension}", polled.account),
+                width,
+                height,
+                created_at: unix_secs(polled.created_at),
+                variants,
+                locations: link(ids.media_id),
+            },
+        }],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_inputs_must_be_typed_pairs() {
+        assert!(is_valid_form_inputs(r#"[{"type":1,"value":"hi"}]"#));
+        assert!(is_valid_form_inputs("[]"));
+        assert!(!is_valid_form_inputs(r#"[{"type":"1","value":"hi"}]"#));
+        assert!(!is_valid_form_inputs(r#"{"type":1,"value":"hi"}"#));
+        assert!(!is_valid_form_inputs("not json"));
+    }
+
+    #[test]
+    fn variant_ids_never_collide_with_the_next_upload() {
+        let first = Ids::new(1);
+        let second = Ids::new(2);
+        assert!(first.variant_id(14) < second.media_id);
+    }
+}

@@ -1,0 +1,508 @@
+//! OnlyFansAPI: `POST /api/{account}/media/upload` (to the OnlyFans CDN),
+//! `POST /api/{account}/media/vault`, and `GET /api/{account}/media/uploads/{upload}/status`.
+//!
+//! A synchronous upload (the default) answers the finished media at once and its id reads
+//! `completed`; `async=true` answers `{status: pending, prefixed_id, polling_url}` and the job then
+//! follows the fixture timeline. A failed job answers HTTP 200 with `status: failed`, as the
+//! provider documents. `file_url` is fetched by the mock before it answers (loopback `http://` and
+//! `file://` under the media root only: the mock is offline by design); a failed fetch fails an
+//! async job with the provider's own text and refuses a sync upload with 422.
+
+mod error;
+mod wire;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use self::error::ApiError;
+use crate::app::App;
+use crate::clock::{iso_seconds_offset, unix_secs};
+use crate::http::{Body, RequestCtx, header_text, json};
+use crate::job::{Outcome, Phase, Timeline};
+use crate::media::{MediaKind, scale_to_width};
+use crate::provider::{Provider, is_key_accepted, redact_key};
+use crate::signing::{self, Form};
+use crate::store::{Destination, NewJob, PolledState, StoredMedia};
+use crate::upload::{self, Received};
+
+/// What a file name keeps unescaped in a link path: RFC 3986's unreserved characters.
+const PATH_SAFE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// The provider's error text for a `file_url` that could not be fetched (seed 002).
+const DOWNLOAD_FAILED: &str = "Failed to download file from the provided URL.";
+
+/// Answers everything under `/api/` that is not Fansly's.
+pub(crate) async fn route(
+    app: &App,
+    ctx: &RequestCtx,
+    req: Request<Incoming>,
+    rest: &[&str],
+) -> Response<Body> {
+    let now = app.clock.now();
+    let key = header_text(&req, "authorization")
+        .and_then(|value| {
+            value
+                .split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        })
+        .map(|(_, token)| token.trim().to_owned());
+    let authorized = is_key_accepted(&app.api_keys, key.as_deref());
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let key_name = key.clone().unwrap_or_default();
+    let n_requests = app.store.count_request(Provider::OnlyFans, &key_name, now);
+    let result = match (&method, rest) {
+        (&Method::POST, [account, "media", endpoint @ ("upload" | "vault")]) => {
+            if authorized {
+                let destination = if *endpoint == "vault" {
+                    Destination::Vault
+                } else {
+                    Destination::Cdn
+                };
+                let caller = Caller {
+                    api_key: &key_name,
+                    n_requests,
+                };
+                upload(app, ctx, req, account, destination, caller, now).await
+            } else {
+                Err(refuse(key.as_deref()))
+            }
+        }
+        (&Method::GET | &Method::HEAD, [account, "media", "uploads", upload_id, "status"]) => {
+            if authorized {
+                status(app, ctx, account, upload_id, now)
+            } else {
+                Err(refuse(key.as_deref()))
+            }
+        }
+        (_, [_, "media", "upload" | "vault"]) => Err(ApiError::MethodNotAllowed {
+            method: method.to_string(),
+            path,
+            allowed: "POST",
+        }),
+        (_, [_, "media", "uploads", _, "status"]) => Err(ApiError::MethodNotAllowed {
+            method: method.to_string(),
+            path,
+            allowed: "GET, HEAD",
+        }),
+        _ => Err(ApiError::RouteNotFound { path }),
+    };
+    result.unwrap_or_else(ApiError::into_response)
+}
+
+fn refuse(key: Option<&str>) -> ApiError {
+    if let Some(key) = key {
+        tracing::info!(key = %redact_key(key), "onlyfans key refused");
+    }
+    ApiError::Unauthorized
+}
+
+/// Laravel's `boolean` rule.
+fn parse_bool(value: &str) -> Option<bool> {
+    match value {
+        "true" | "1" => Some(true),
+        "false" | "0" | "" => Some(false),
+        _ => None,
+    }
+}
+
+/// Who is uploading, for credits and `_meta._rate_limits`.
+struct Caller<'k> {
+    api_key: &'k str,
+    /// Requests by this key in the current one-minute window, this one included.
+    n_requests: u32,
+}
+
+async fn upload(
+    app: &App,
+    ctx: &RequestCtx,
+    req: Request<Incoming>,
+    account: &str,
+    destination: Destination,
+    caller: Caller<'_>,
+    now: SystemTime,
+) -> Result<Response<Body>, ApiError> {
+    let api_key = caller.api_key;
+    let form = crate::http::read_form(app, req, "file").await?;
+    let file_url = form
+        .field("file_url")
+        .filter(|url| !url.is_empty())
+        .map(str::to_owned);
+    let is_async = match form.field("async") {
+        Some(value) => parse_bool(value).ok_or(ApiError::BadAsync)?,
+        None => false,
+    };
+    if destination == Destination::Cdn {
+        if let Some(kind) = form.field("type") {
+            if !matches!(kind, "default" | "avatar" | "header") {
+                return Err(ApiError::BadType);
+            }
+        }
+    }
+    let received: Result<Received, ()> = match (form.file, file_url) {
+        (None, None) if form.fields.iter().any(|(name, _)| name == "file") => {
+            return Err(ApiError::FileNotAFile);
+        }
+        (None, None) => return Err(ApiError::FileOrUrlRequired),
+        (Some(_), Some(_)) => return Err(ApiError::FileAndUrl),
+        (Some(file), None) if file.size == 0 => return Err(ApiError::FileNotAFile),
+        (Some(file), None) => Ok(file),
+        (None, Some(url)) => {
+            if !["http://", "https://", "file://"]
+                .iter()
+                .any(|scheme| url.starts_with(scheme))
+            {
+                return Err(ApiError::BadUrl);
+            }
+            upload::download(
+                &url,
+                app.limits,
+                &app.storage_dir,
+                app.media_root.as_deref(),
+            )
+            .await
+            .map_err(|err| tracing::info!(%url, error = %err, "file_url fetch failed"))
+            .and_then(|file| if file.size == 0 { Err(()) } else { Ok(file) })
+        }
+    };
+    let failure = match &received {
+        Err(()) => Some(DOWNLOAD_FAILED.to_owned()),
+        Ok(file) if matches!(file.info.kind, MediaKind::Unsupported) => Some(format!(
+            "The file must be a photo, video, gif or audio file, not {}.",
+            file.info.mimetype
+        )),
+        Ok(_) => None,
+    };
+    if !is_async {
+        match &received {
+            Err(()) => return Err(ApiError::DownloadFailed),
+            Ok(file) if failure.is_some() => {
+                return Err(ApiError::UnsupportedType {
+                    mimetype: file.info.mimetype,
+                });
+            }
+            Ok(_) => {}
+        }
+    }
+    let now = app.clock.now().max(now);
+    let fixture = &app.fixtures.onlyfans;
+    let media = received.ok().map(|file| {
+        let extension = file.info.extension;
+        Arc::new(StoredMedia {
+            file_name: file
+                .file_name
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| format!("upload.{extension}")),
+            path: file.path,
+            size: file.size,
+            sha256: file.sha256,
+            info: file.info,
+        })
+    });
+    let credits_used = media.as_ref().map_or(0, |media| {
+        media.size.div_ceil(1_000_000).max(1) * fixture.credits_per_decimal_mb
+    });
+    let seq = app.store.next_seq(Provider::OnlyFans);
+    let names = Names::new(app, seq);
+    let (job_id, timeline) = if is_async {
+        let timeline = match failure {
+            Some(reason) => fixture
+                .timeline
+                .clone()
+                .with_outcome(Outcome::Failed { reason }),
+            None => fixture.timeline.clone(),
+        };
+        (names.upload_id.clone(), timeline)
+    } else {
+        (
+            names.media_id.clone(),
+            Timeline::immediate(Outcome::Completed),
+        )
+    };
+    app.store.insert(
+        seq,
+        job_id.clone(),
+        NewJob {
+            provider: Provider::OnlyFans,
+            account: account.to_owned(),
+            destination,
+            timeline,
+            media: media.clone(),
+            credits_used,
+            api_key: api_key.to_owned(),
+        },
+        now,
+        &[names.file_token.clone(), names.source_token.clone()],
+    );
+
+    if is_async {
+        return Ok(json(
+            StatusCode::OK,
+            &wire::AsyncAccepted {
+                status: "pending",
+                prefixed_id: job_id.clone(),
+                polling_url: format!("{}/api/{account}/media/uploads/{job_id}/status", ctx.origin),
+            },
+        ));
+    }
+    let media = media.ok_or(ApiError::Internal)?;
+    let rendered = Rendered {
+        app,
+        ctx,
+        names: &names,
+        media: &media,
+        finished_at: now,
+        created_at: now,
+    };
+    Ok(match destination {
+        Destination::Cdn => json(
+            StatusCode::OK,
+            &wire::CdnUpload {
+                media: rendered.cdn_media(),
+                note: fixture.note.clone(),
+            },
+        ),
+        Destination::Vault => {
+            let balance = fixture.credit_balance
+                - i64::try_from(app.store.credits_used(api_key)).unwrap_or(i64::MAX);
+            json(
+                StatusCode::OK,
+                &wire::Enveloped {
+                    data: rendered.vault_media(),
+                    meta: wire::Meta {
+                        credits: wire::Credits {
+                            used: credits_used,
+                            balance,
+                            note: "Always",
+                        },
+                        cache: wire::Cache {
+                            is_cached: false,
+                            note: "Cache disabled for this endpoint",
+                        },
+                        rate_limits: wire::RateLimits {
+                            limit_minute: fixture.limit_per_minute,
+                            limit_day: None,
+                            remaining_minute: fixture
+                                .limit_per_minute
+                                .saturating_sub(caller.n_requests),
+                            remaining_day: None,
+                        },
+                    },
+                },
+            )
+        }
+    })
+}
+
+fn status(
+    app: &App,
+    ctx: &RequestCtx,
+    account: &str,
+    upload_id: &str,
+    now: SystemTime,
+) -> Result<Response<Body>, ApiError> {
+    let polled = app
+        .store
+        .poll(Provider::OnlyFans, upload_id, Some(account), now)
+        .ok_or(ApiError::UploadNotFound)?;
+    let prefixed_id = polled.id.clone();
+    let reply = match polled.state {
+        PolledState::Running {
+            phase: Phase::Queued,
+            ..
+        } => wire::Status::Pending { prefixed_id },
+        PolledState::Running {
+            phase: Phase::Processing,
+            ..
+        } => wire::Status::Processing { prefixed_id },
+        PolledState::Failed { reason, .. } => wire::Status::Failed {
+            prefixed_id,
+            error: reason,
+        },
+        PolledState::Completed => {
+            let media = polled.media.as_deref().ok_or(ApiError::Internal)?;
+            let names = Names::new(app, polled.seq);
+            let rendered = Rendered {
+                app,
+                ctx,
+                names: &names,
+                media,
+                finished_at: polled.finished_at.unwrap_or(polled.created_at),
+                created_at: polled.created_at,
+            };
+            wire::Status::Completed {
+                prefixed_id,
+                credits_used: polled.credits_used,
+                media: match polled.destination {
+                    Destination::Vault => wire::CompletedMedia::Vault(rendered.vault_media()),
+                    Destination::Cdn => wire::CompletedMedia::Cdn(rendered.cdn_media()),
+                },
+            }
+        }
+    };
+    Ok(json(StatusCode::OK, &reply))
+}
+
+/// The ids and path tokens of one upload, derived from its sequence number.
+struct Names {
+    seq: u64,
+    /// The id an async upload is polled by.
+    upload_id: String,
+    /// The media's own id; a sync upload is polled by this one.
+    media_id: String,
+    process_id: String,
+    /// Names the CDN directory of the full file and thumbnails.
+    file_token: String,
+    /// Names the source upload, formatted as a UUID as S3 keys are.
+    source_token: String,
+    extra: String,
+}
+
+impl Names {
+    fn new(app: &App, seq: u64) -> Self {
+        let token = |label: &str, len: usize| app.store.token(Provider::OnlyFans, seq, label, len);
+        let uuid = token("source", 32);
+        let extra_bytes = token("extra", 64).repeat(3);
+        Self {
+            seq,
+            upload_id: format!("ofapi_media_{}", token("upload", 32)),
+            media_id: format!("ofapi_media_{}", token("media", 32)),
+            process_id: token("process", 20),
+            file_token: token("file", 32),
+            source_token: format!(
+                "{}-{}-{}-{}-{}",
+                &uuid[..8],
+                &uuid[8..12],
+                &uuid[12..16],
+                &uuid[16..20],
+                &uuid[20..]
+            ),
+            extra: base64::engine::general_purpose::STANDARD.encode(extra_bytes),
+        }
+    }
+}
+
+/// Everything needed to render a finished upload's media in either shape.
+struct Rendered<'a> {
+    app: &'a App,
+    ctx: &'a RequestCtx,
+    names: &'a Names,
+    media: &'a StoredMedia,
+    finished_at: SystemTime,
+    created_at: SystemTime,
+}
+
+impl Rendered<'_> {
+    /// A canned-policy link to `path` on this server, valid for `ttl` after completion.
+    fn link(&self, path: &str, ttl: std::time::Duration) -> String {
+        let expires_at = unix_secs(self.finished_at + ttl);
+        let query = signing::sign(path, expires_at, &self.app.key, Form::Canned);
+        format!("{}{path}?{query}", self.ctx.origin)
+    }
+
+    fn files_dir(&self) -> String {
+        let token = &self.names.file_token;
+        format!(
+            "/cdn/onlyfans/files/{}/{}/{token}",
+            &token[..1],
+            &token[..2]
+        )
+    }
+
+    fn cdn_media(&self) -> wire::CdnMedia {
+        let fixture = &self.app.fixtures.onlyfans;
+        let info = &self.media.info;
+        let thumbs = if info.width > 0 && info.height > 0 {
+            let (width, height) = scale_to_width(info.width, info.height, fixture.thumb_width);
+            let path = format!(
+                "{}/{width}x{height}_{}.jpg",
+                self.files_dir(),
+                self.names.file_token
+            );
+            vec![wire::Thumb {
+                id: 1,
+                url: self.link(&path, fixture.link_ttl),
+            }]
+        } else {
+            Vec::new()
+        };
+        let file_name = utf8_percent_encode(&self.media.file_name, PATH_SAFE).to_string();
+        let source_path = format!(
+            "/cdn/onlyfans/upload/{}/{:012}/{file_name}",
+            self.names.source_token, self.names.seq
+        );
+        wire::CdnMedia {
+            prefixed_id: self.names.media_id.clone(),
+            file_name: self.media.file_name.clone(),
+            process_id: self.names.process_id.clone(),
+            host: fixture.host.clone(),
+            source_url: self.link(&source_path, fixture.source_url_ttl),
+            extra: self.names.extra.clone(),
+            additional: wire::Additional {
+                user: fixture.additional_user.clone(),
+            },
+            thumbs,
+        }
+    }
+
+    fn vault_media(&self) -> wire::VaultMedia {
+        let info = &self.media.info;
+        let path = format!(
+            "{}/{}.{}",
+            self.files_dir(),
+            self.names.file_token,
+            info.extension
+        );
+        wire::VaultMedia {
+            id: 3_000_000_000 + self.names.seq,
+            kind: match info.kind {
+                MediaKind::Video => "video",
+                MediaKind::Gif => "gif",
+                MediaKind::Audio => "audio",
+                MediaKind::Image | MediaKind::Unsupported => "photo",
+            },
+            converted_to_video: false,
+            can_view: true,
+            has_error: false,
+            created_at: iso_seconds_offset(self.created_at),
+            is_ready: true,
+            files: wire::Files {
+                full: wire::FullFile {
+                    url: Some(self.link(&path, self.app.fixtures.onlyfans.link_ttl)),
+                    width: info.width,
+                    height: info.height,
+                    size: self.media.size,
+                    sources: Vec::new(),
+                },
+                thumb: None,
+                preview: None,
+                square_preview: None,
+            },
+            duration: info.duration_secs.round() as u64,
+            release_forms: Vec::new(),
+            has_custom_preview: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn async_accepts_laravel_booleans_only() {
+        assert_eq!(parse_bool("true"), Some(true));
+        assert_eq!(parse_bool("1"), Some(true));
+        assert_eq!(parse_bool("false"), Some(false));
+        assert_eq!(parse_bool("yes"), None);
+    }
+}

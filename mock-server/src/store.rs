@@ -1,0 +1,345 @@
+//! All mutable state: jobs, stored media, rate windows and credits, behind one `std::sync::Mutex`.
+//!
+//! The lock is only ever held for map look-ups and counter bumps, never across an `.await` (the
+//! reasoning of mini-redis's `db.rs`): uploads are streamed to disk before a job is inserted, and
+//! responses are rendered from a [`Polled`] snapshot after the lock is released.
+//!
+//! Ids are derived from a per-provider sequence number and a per-server nonce, so a run with a
+//! fixed nonce hands out the same ids every time.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::job::{JobState, Phase, Timeline};
+use crate::media::MediaInfo;
+use crate::provider::Provider;
+
+/// An uploaded file kept for the CDN.
+#[derive(Debug)]
+pub(crate) struct StoredMedia {
+    /// The bytes on disk; deleted when the last job referring to them is dropped.
+    pub(crate) path: tempfile::TempPath,
+    /// The client's file name, verbatim.
+    pub(crate) file_name: String,
+    /// Byte count.
+    pub(crate) size: u64,
+    /// SHA-256 of the bytes.
+    pub sha256: [u8; 32],
+    /// What the bytes are.
+    pub(crate) info: MediaInfo,
+}
+
+/// Which OnlyFans endpoint took the upload; it decides the completed `media` shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Destination {
+    /// `POST /api/{account}/media/upload`.
+    Cdn,
+    /// `POST /api/{account}/media/vault`.
+    Vault,
+}
+
+/// A job as the store keeps it.
+#[derive(Debug)]
+pub(crate) struct Job {
+    /// Per-provider sequence number, from 1; Fansly's `jobId` is this number.
+    pub(crate) seq: u64,
+    /// Which provider's API created it.
+    pub(crate) provider: Provider,
+    /// The id clients poll with.
+    pub(crate) id: String,
+    /// The account path segment it was uploaded under.
+    pub(crate) account: String,
+    /// Which endpoint took it (OnlyFans only; Fansly has one).
+    pub(crate) destination: Destination,
+    /// When the upload finished arriving.
+    pub(crate) created_at: SystemTime,
+    /// The lifecycle it follows.
+    pub(crate) timeline: Timeline,
+    /// Status polls answered so far.
+    pub(crate) n_polls: u32,
+    /// When it became terminal, once a poll has seen that.
+    pub(crate) finished_at: Option<SystemTime>,
+    /// The upload, absent when a `file_url` could not be fetched.
+    pub(crate) media: Option<Arc<StoredMedia>>,
+    /// Credits charged for it (OnlyFans).
+    pub(crate) credits_used: u64,
+}
+
+/// What one poll saw, copied out so the lock can be released before rendering.
+#[derive(Debug, Clone)]
+pub(crate) struct Polled {
+    /// The job's sequence number.
+    pub(crate) seq: u64,
+    /// The id clients poll with.
+    pub(crate) id: String,
+    /// The account it was uploaded under.
+    pub(crate) account: String,
+    /// Which endpoint took it.
+    pub(crate) destination: Destination,
+    /// The state this poll reports.
+    pub(crate) state: PolledState,
+    /// When it became terminal.
+    pub(crate) finished_at: Option<SystemTime>,
+    /// The upload.
+    pub(crate) media: Option<Arc<StoredMedia>>,
+    /// Credits charged.
+    pub(crate) credits_used: u64,
+    /// When the upload arrived.
+    pub(crate) created_at: SystemTime,
+}
+
+/// An owned [`JobState`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PolledState {
+    /// Queued or processing.
+    Running {
+        /// Which phase.
+        phase: Phase,
+        /// 0–100.
+        progress: u8,
+    },
+    /// Done.
+    Completed,
+    /// Failed.
+    Failed {
+        /// Progress reached.
+        progress: u8,
+        /// The provider's error text.
+        reason: String,
+    },
+}
+
+impl From<JobState<'_>> for PolledState {
+    fn from(state: JobState<'_>) -> Self {
+        match state {
+            JobState::Running { phase, progress } => PolledState::Running { phase, progress },
+            JobState::Completed => PolledState::Completed,
+            JobState::Failed { progress, reason } => PolledState::Failed {
+                progress,
+                reason: reason.to_owned(),
+            },
+        }
+    }
+}
+
+/// What a new job needs.
+#[derive(Debug)]
+pub(crate) struct NewJob {
+    /// Which provider.
+    pub(crate) provider: Provider,
+    /// The account path segment.
+    pub(crate) account: String,
+    /// Which endpoint.
+    pub(crate) destination: Destination,
+    /// Its lifecycle.
+    pub(crate) timeline: Timeline,
+    /// The upload, if it arrived.
+    pub(crate) media: Option<Arc<StoredMedia>>,
+    /// Credits to charge.
+    pub(crate) credits_used: u64,
+    /// The API key to charge them to.
+    pub(crate) api_key: String,
+}
+
+/// The shared state.
+#[derive(Debug)]
+pub(crate) struct Store {
+    nonce: [u8; 16],
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Keyed by (provider, id); a `BTreeMap` by sequence keeps listings in upload order.
+    jobs: HashMap<(Provider, String), u64>,
+    by_seq: BTreeMap<(Provider, u64), Job>,
+    next_seq: HashMap<Provider, u64>,
+    /// CDN path token → media.
+    blobs: HashMap<String, Arc<StoredMedia>>,
+    /// API key → request times within the last minute.
+    windows: HashMap<(Provider, String), VecDeque<SystemTime>>,
+    /// API key → credits charged.
+    credits: HashMap<String, u64>,
+}
+
+impl Store {
+    /// An empty store; `nonce` seeds every id it derives.
+    pub(crate) fn new(nonce: [u8; 16]) -> Self {
+        Self {
+            nonce,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere while holding the lock cannot leave the maps half-updated in a way that
+        // matters more than refusing every later request would.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A hex token unique to (provider, seq, label) on this server.
+    pub(crate) fn token(
+        &self,
+        provider: Provider,
+        seq: u64,
+        label: &str,
+        hex_len: usize,
+    ) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.nonce);
+        hasher.update(provider.slug().as_bytes());
+        hasher.update(seq.to_be_bytes());
+        hasher.update(label.as_bytes());
+        let mut token = hex::encode(hasher.finalize());
+        token.truncate(hex_len);
+        token
+    }
+
+    /// Reserves the next sequence number for `provider`.
+    pub(crate) fn next_seq(&self, provider: Provider) -> u64 {
+        let mut inner = self.lock();
+        let next = inner.next_seq.entry(provider).or_insert(1);
+        let seq = *next;
+        *next += 1;
+        seq
+    }
+
+    /// Inserts a job under `id`, with its media reachable from the CDN under every token in `tokens`.
+    pub(crate) fn insert(
+        &self,
+        seq: u64,
+        id: String,
+        job: NewJob,
+        now: SystemTime,
+        tokens: &[String],
+    ) {
+        let mut inner = self.lock();
+        if let Some(media) = &job.media {
+            for token in tokens {
+                inner.blobs.insert(token.clone(), Arc::clone(media));
+            }
+        }
+        *inner.credits.entry(job.api_key).or_default() += job.credits_used;
+        inner.jobs.insert((job.provider, id.clone()), seq);
+        inner.by_seq.insert(
+            (job.provider, seq),
+            Job {
+                seq,
+                provider: job.provider,
+                id,
+                account: job.account,
+                destination: job.destination,
+                created_at: now,
+                timeline: job.timeline,
+                n_polls: 0,
+                finished_at: None,
+                media: job.media,
+                credits_used: job.credits_used,
+            },
+        );
+    }
+
+    /// Answers one status poll: computes the state at `now`, counts the poll, and records when the
+    /// job became terminal. `account` must match for providers that scope jobs by account.
+    pub(crate) fn poll(
+        &self,
+        provider: Provider,
+        id: &str,
+        account: Option<&str>,
+        now: SystemTime,
+    ) -> Option<Polled> {
+        let mut inner = self.lock();
+        let seq = *inner.jobs.get(&(provider, id.to_owned()))?;
+        let job = inner.by_seq.get_mut(&(provider, seq))?;
+        if account.is_some_and(|account| account != job.account) {
+            return None;
+        }
+        let elapsed = now.duration_since(job.created_at).unwrap_or(Duration::ZERO);
+        let state = job.timeline.state_at(elapsed, job.n_polls);
+        if state.is_terminal() && job.finished_at.is_none() {
+            job.finished_at = Some(job.created_at + job.timeline.finished_after(elapsed));
+        }
+        let state = PolledState::from(state);
+        job.n_polls = job.n_polls.saturating_add(1);
+        Some(Polled {
+            seq: job.seq,
+            id: job.id.clone(),
+            account: job.account.clone(),
+            destination: job.destination,
+            state,
+            finished_at: job.finished_at,
+            media: job.media.clone(),
+            credits_used: job.credits_used,
+            created_at: job.created_at,
+        })
+    }
+
+    /// The media a CDN path token points at.
+    pub(crate) fn media(&self, token: &str) -> Option<Arc<StoredMedia>> {
+        self.lock().blobs.get(token).cloned()
+    }
+
+    /// Counts a request against `key`'s one-minute sliding window and returns how many it holds.
+    pub(crate) fn count_request(&self, provider: Provider, key: &str, now: SystemTime) -> u32 {
+        let mut inner = self.lock();
+        let window = inner.windows.entry((provider, key.to_owned())).or_default();
+        while window.front().is_some_and(|at| {
+            now.duration_since(*at).unwrap_or_default() >= Duration::from_secs(60)
+        }) {
+            window.pop_front();
+        }
+        window.push_back(now);
+        u32::try_from(window.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Credits charged so far to `key`.
+    pub(crate) fn credits_used(&self, key: &str) -> u64 {
+        self.lock().credits.get(key).copied().unwrap_or(0)
+    }
+
+    /// A snapshot of every job with the state it would show at `now` (without counting a poll).
+    pub(crate) fn list(&self, now: SystemTime) -> Vec<JobSummary> {
+        let inner = self.lock();
+        inner
+            .by_seq
+            .values()
+            .map(|job| {
+                let elapsed = now.duration_since(job.created_at).unwrap_or(Duration::ZERO);
+                JobSummary {
+                    provider: job.provider,
+                    id: job.id.clone(),
+                    account: job.account.clone(),
+                    state: job.timeline.state_at(elapsed, job.n_polls).into(),
+                    n_polls: job.n_polls,
+                    created_at: job.created_at,
+                    finished_at: job.finished_at,
+                    media: job.media.clone(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// One row of [`Store::list`].
+#[derive(Debug, Clone)]
+pub(crate) struct JobSummary {
+    /// Which provider.
+    pub(crate) provider: Provider,
+    /// The id clients poll with.
+    pub(crate) id: String,
+    /// The account.
+    pub(crate) account: String,
+    /// The state a poll would see now.
+    pub(crate) state: PolledState,
+    /// Polls answered.
+    pub(crate) n_polls: u32,
+    /// Upload time.
+    pub(crate) created_at: SystemTime,
+    /// Terminal time, once seen.
+    pub(crate) finished_at: Option<SystemTime>,
+    /// The upload.
+    pub(crate) media: Option<Arc<StoredMedia>>,
+}

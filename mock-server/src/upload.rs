@@ -1,0 +1,323 @@
+//! Receiving a file: multipart parsing (multer) and `file_url` downloads, streamed to disk.
+//!
+//! An upload is never held in memory: each chunk is hashed (SHA-256), written to a temp file in the
+//! server's storage directory, and only the first [`media::HEAD_LEN`] bytes are kept for sniffing.
+//! The temp file is a [`tempfile::TempPath`], deleted when dropped; a client that disconnects
+//! mid-upload drops the handler's future, and with it the half-written file, so nothing is left
+//! behind and no job is created. A job keeps the path alive once the upload is complete.
+//!
+//! Field names and file names from the client are data, never paths: stored files get names of
+//! our own.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncWriteExt as _, BufWriter};
+
+use crate::media::{self, MediaInfo};
+
+/// A file received in full and stored on disk.
+#[derive(Debug)]
+pub(crate) struct Received {
+    /// The stored bytes; deleted when this (or the media it becomes) is dropped.
+    pub(crate) path: tempfile::TempPath,
+    /// The client's file name, verbatim (metadata only).
+    pub(crate) file_name: Option<String>,
+    /// Byte count.
+    pub(crate) size: u64,
+    /// SHA-256 of the bytes.
+    pub sha256: [u8; 32],
+    /// What the bytes are.
+    pub(crate) info: MediaInfo,
+}
+
+/// A multipart form: the file part (if any) and the text fields, in order.
+#[derive(Debug, Default)]
+pub(crate) struct Form {
+    /// The part named as the file field, sent with a `filename`.
+    pub(crate) file: Option<Received>,
+    /// Every other part as text (lossy UTF-8).
+    pub(crate) fields: Vec<(String, String)>,
+}
+
+impl Form {
+    /// The first text field with that name.
+    pub(crate) fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(field, _)| field == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// Why a form or a download could not be received. Providers map each to their own error body.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum UploadError {
+    /// The request is not `multipart/form-data`.
+    #[error("content type {content_type:?} is not multipart/form-data")]
+    NotMultipart {
+        /// The `Content-Type` sent, if any.
+        content_type: Option<String>,
+    },
+    /// `multipart/form-data` without a `boundary` parameter.
+    #[error("multipart content type has no boundary")]
+    MissingBoundary,
+    /// The body does not parse as multipart (truncated, bad boundary, bad headers).
+    #[error("malformed multipart body: {0}")]
+    Malformed(multer::Error),
+    /// The file (or the whole body) is over the limit.
+    #[error("upload is over the {limit} byte limit")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// Two file parts under the file field's name.
+    #[error("more than one {0:?} part")]
+    DuplicateFile(&'static str),
+    /// The storage directory failed us.
+    #[error("cannot store the upload")]
+    Storage(#[source] std::io::Error),
+}
+
+/// Size limits for one form.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Largest file accepted, in bytes.
+    pub(crate) max_file_bytes: u64,
+    /// Largest text field accepted, in bytes.
+    pub(crate) max_field_bytes: u64,
+}
+
+impl Limits {
+    /// Room for the parts' headers and the text fields around the file.
+    fn max_body_bytes(&self) -> u64 {
+        self.max_file_bytes
+            .saturating_add(self.max_field_bytes)
+            .saturating_add(64 * 1024)
+    }
+
+    /// Whether a declared `Content-Length` is too big to be worth reading.
+    pub(crate) fn is_body_too_large(&self, content_length: u64) -> bool {
+        content_length > self.max_body_bytes()
+    }
+}
+
+/// The `boundary` of a `multipart/form-data` content type.
+pub(crate) fn boundary(content_type: Option<&str>) -> Result<String, UploadError> {
+    let not_multipart = || UploadError::NotMultipart {
+        content_type: content_type.map(str::to_owned),
+    };
+    let content_type = content_type.ok_or_else(not_multipart)?;
+    let mime: &str = content_type.split(';').next().unwrap_or_default().trim();
+    if !mime.eq_ignore_ascii_case("multipart/form-data") {
+        return Err(not_multipart());
+    }
+    multer::parse_boundary(content_type).map_err(|_| UploadError::MissingBoundary)
+}
+
+/// Reads a whole multipart body, storing the part named `file_field` in `dir`.
+pub(crate) async fn read_form<S>(
+    body: S,
+    boundary: String,
+    file_field: &'static str,
+    limits: Limits,
+    dir: &Path,
+) -> Result<Form, UploadError>
+where
+    S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+{
+    let constraints = multer::Constraints::new().size_limit(
+        multer::SizeLimit::new()
+            .whole_stream(limits.max_body_bytes())
+            .per_field(limits.max_field_bytes)
+            .for_field(file_field, limits.max_file_bytes),
+    );
+    let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
+    let mut form = Form::default();
+    let too_large = |err: multer::Error| match err {
+        multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => {
+            UploadError::TooLarge {
+                limit: limits.max_file_bytes,
+            }
+        }
+        other => UploadError::Malformed(other),
+    };
+    while let Some(mut field) = multipart.next_field().await.map_err(too_large)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        let file_name = field.file_name().map(str::to_owned);
+        if name == file_field && file_name.is_some() {
+            if form.file.is_some() {
+                return Err(UploadError::DuplicateFile(file_field));
+            }
+            let chunks = field.map(|chunk| chunk.map_err(too_large));
+            form.file = Some(store(chunks, file_name, dir).await?);
+        } else {
+            let mut value = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(too_large)? {
+                value.extend_from_slice(&chunk);
+            }
+            form.fields
+                .push((name, String::from_utf8_lossy(&value).into_owned()));
+        }
+    }
+    Ok(form)
+}
+
+/// Streams chunks into a new temp file in `dir`, hashing as it goes, then probes the result.
+pub(crate) async fn store<S>(
+    chunks: S,
+    file_name: Option<String>,
+    dir: &Path,
+) -> Result<Received, UploadError>
+where
+    S: Stream<Item = Result<Bytes, UploadError>>,
+{
+    let temp = tempfile::Builder::new()
+        .prefix("upload-")
+        .tempfile_in(dir)
+        .map_err(UploadError::Storage)?;
+    let (file, path) = temp.into_parts();
+    let mut writer = BufWriter::with_capacity(256 * 1024, tokio::fs::File::from_std(file));
+    let mut hasher = Sha256::new();
+    let mut head = Vec::with_capacity(media::HEAD_LEN);
+    let mut size: u64 = 0;
+    let mut chunks = std::pin::pin!(chunks);
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        hasher.update(&chunk);
+        if head.len() < media::HEAD_LEN {
+            let room = media::HEAD_LEN - head.len();
+            head.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
+        size += chunk.len() as u64;
+        writer
+            .write_all(&chunk)
+            .await
+            .map_err(UploadError::Storage)?;
+    }
+    writer.flush().await.map_err(UploadError::Storage)?;
+    let file = writer.into_inner();
+    file.sync_data().await.map_err(UploadError::Storage)?;
+    drop(file);
+    let probe_path = path.to_path_buf();
+    let info = tokio::task::spawn_blocking(move || media::probe(&probe_path, &head))
+        .await
+        .map_err(|join| UploadError::Storage(std::io::Error::other(join)))?;
+    Ok(Received {
+        path,
+        file_name,
+        size,
+        sha256: hasher.finalize().into(),
+        info,
+    })
+}
+
+/// Why a `file_url` could not be fetched. The client only ever sees the provider's fixed text.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum DownloadError {
+    /// Not an `http://` or `file://` URL.
+    #[error("unsupported URL {0:?}")]
+    BadUrl(String),
+    /// The mock is offline by design: only loopback hosts are fetched.
+    #[error(
+        "host {0:?} is not loopback; the mock only fetches from 127.0.0.0/8, ::1 and localhost"
+    )]
+    NotLoopback(String),
+    /// `file://` outside the media root, or no media root configured.
+    #[error("path {0:?} is outside the allowed media directory")]
+    OutsideMediaRoot(String),
+    /// The origin answered with a non-2xx status.
+    #[error("origin answered {0}")]
+    Status(http::StatusCode),
+    /// The connection or the read failed.
+    #[error("fetch failed: {0}")]
+    Fetch(String),
+    /// The origin did not finish in time.
+    #[error("fetch timed out")]
+    Timeout,
+    /// Storing or sizing the body failed.
+    #[error(transparent)]
+    Upload(#[from] UploadError),
+}
+
+/// Fetches `url` (loopback `http://`, or `file://` under `media_root`) into a temp file in `dir`.
+pub(crate) async fn download(
+    url: &str,
+    limits: Limits,
+    dir: &Path,
+    media_root: Option<&Path>,
+) -> Result<Received, DownloadError> {
+    let file_name = url
+        .rsplit('/')
+        .next()
+        .map(|name| name.split(['?', '#']).next().unwrap_or(name).to_owned())
+        .filter(|name| !name.is_empty());
+    let fetch = async {
+        if let Some(path) = url.strip_prefix("file://") {
+            let root =
+                media_root.ok_or_else(|| DownloadError::OutsideMediaRoot(path.to_owned()))?;
+            let outside = || DownloadError::OutsideMediaRoot(path.to_owned());
+            let root = tokio::fs::canonicalize(root).await.map_err(|_| outside())?;
+            let wanted = tokio::fs::canonicalize(path).await.map_err(|_| outside())?;
+            if !wanted.starts_with(&root) {
+                return Err(outside());
+            }
+            let file = tokio::fs::File::open(&wanted)
+                .await
+                .map_err(|err| DownloadError::Fetch(err.to_string()))?;
+            let chunks = tokio_util::io::ReaderStream::new(file);
+            Ok(store(capped(chunks, limits.max_file_bytes), file_name, dir).await?)
+        } else {
+            let uri: http::Uri = url
+                .parse()
+                .map_err(|_| DownloadError::BadUrl(url.to_owned()))?;
+            if uri.scheme_str() != Some("http") {
+                return Err(DownloadError::BadUrl(url.to_owned()));
+            }
+            let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+            let is_loopback = host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !is_loopback {
+                return Err(DownloadError::NotLoopback(host.to_owned()));
+            }
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build_http::<http_body_util::Empty<Bytes>>();
+            let response = client
+                .get(uri)
+                .await
+                .map_err(|err| DownloadError::Fetch(err.to_string()))?;
+            if !response.status().is_success() {
+                return Err(DownloadError::Status(response.status()));
+            }
+            let chunks = http_body_util::BodyDataStream::new(response.into_body())
+                .map(|chunk| chunk.map_err(std::io::Error::other));
+            Ok(store(capped(chunks, limits.max_file_bytes), file_name, dir).await?)
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), fetch)
+        .await
+        .map_err(|_| DownloadError::Timeout)?
+}
+
+/// Turns an I/O stream into upload chunks that stop with `TooLarge` past `limit` bytes.
+fn capped<S>(chunks: S, limit: u64) -> impl Stream<Item = Result<Bytes, UploadError>>
+where
+    S: Stream<Item = Result<Bytes, std::io::Error>>,
+{
+    let mut seen: u64 = 0;
+    chunks.map(move |chunk| {
+        let chunk = chunk.map_err(UploadError::Storage)?;
+        seen += chunk.len() as u64;
+        if seen > limit {
+            return Err(UploadError::TooLarge { limit });
+        }
+        Ok(chunk)
+    })
+}
