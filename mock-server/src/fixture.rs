@@ -222,6 +222,7 @@ pub(crate) struct TimelineSpec {
     progress_steps: Option<u8>,
     #[serde(default)]
     steps: Option<Vec<StepSpec>>,
+    #[serde(with = "serde_norway::with::singleton_map")]
     outcome: OutcomeSpec,
 }
 

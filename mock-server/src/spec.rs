@@ -162,12 +162,23 @@ impl Spec {
                 method: method.to_owned(),
                 path: path.to_owned(),
             })?;
-        let operation = self.root["paths"][template]
-            .get(&method_lower)
-            .ok_or_else(|| SpecError::UnknownOperation {
-                method: method.to_owned(),
-                path: path.to_owned(),
-            })?;
+        let path_item = &self.root["paths"][template];
+        // A 405 answers a method the path does not have, so its schema lives on the path's
+        // other operations.
+        let operation = path_item.get(&method_lower).or_else(|| {
+            (status == 405)
+                .then(|| {
+                    path_item.as_object().and_then(|item| {
+                        item.values()
+                            .find(|operation| operation["responses"].get("405").is_some())
+                    })
+                })
+                .flatten()
+        });
+        let operation = operation.ok_or_else(|| SpecError::UnknownOperation {
+            method: method.to_owned(),
+            path: path.to_owned(),
+        })?;
         let mut response = operation["responses"]
             .get(status.to_string())
             .ok_or_else(|| SpecError::UndocumentedStatus {

@@ -342,10 +342,10 @@ fn status(
             wire::Status::Completed {
                 prefixed_id,
                 credits_used: polled.credits_used,
-                media: match polled.destination {
+                media: Box::new(match polled.destination {
                     Destination::Vault => wire::CompletedMedia::Vault(rendered.vault_media()),
                     Destination::Cdn => wire::CompletedMedia::Cdn(rendered.cdn_media()),
-                },
+                }),
             }
         }
     };

@@ -142,7 +142,8 @@ pub(crate) enum Status {
     Completed {
         prefixed_id: String,
         credits_used: u64,
-        media: CompletedMedia,
+        // Boxed: the media dwarfs the other variants, and a reply is built once per poll.
+        media: Box<CompletedMedia>,
     },
 }
 

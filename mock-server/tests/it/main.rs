@@ -1,0 +1,9 @@
+//! Integration tests: every behaviour over real HTTP against an in-process server.
+#![allow(clippy::unwrap_used)] // allow-unwrap-in-tests does not cover tests/ yet (rust-clippy#13981).
+
+mod admin;
+mod bad_input;
+mod cdn;
+mod fansly;
+mod onlyfans;
+mod support;

@@ -1,0 +1,300 @@
+//! OnlyFans: sync and async uploads to the CDN and the vault, `file_url` fetches, and the
+//! pending → processing → completed | failed lifecycle with its signed links.
+
+use std::time::Duration;
+
+use reqwest::multipart::Form;
+use serde_json::Value;
+
+use crate::support::{TestServer, file_part, sample, sha256, spawn_server};
+
+const ACCOUNT: &str = "acct_XXXXXXXXXXXXXXX";
+
+/// Polls `upload_id` until it is terminal, advancing the clock between polls; returns the
+/// terminal body and the non-terminal statuses seen.
+async fn poll_to_end(server: &TestServer, upload_id: &str) -> (Value, Vec<String>) {
+    let mut seen = vec![];
+    for _ in 0..50 {
+        let reply = server.onlyfans_status(ACCOUNT, upload_id).await;
+        assert_eq!(reply.status, 200);
+        let status = reply.body["status"].as_str().unwrap().to_owned();
+        if status == "completed" || status == "failed" {
+            return (reply.body, seen);
+        }
+        seen.push(status);
+        server.advance(Duration::from_millis(400)).await;
+    }
+    panic!("{upload_id} never finished; saw {seen:?}");
+}
+
+/// Every signed link in a completed CDN media: thumbs then sourceUrl.
+fn cdn_links(media: &Value) -> (Vec<String>, String) {
+    let thumbs = media["thumbs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|thumb| thumb["url"].as_str().unwrap().to_owned())
+        .collect();
+    (thumbs, media["sourceUrl"].as_str().unwrap().to_owned())
+}
+
+async fn assert_serves(server: &TestServer, link: &str, bytes: &[u8], mimetype: &str) {
+    let (status, content_type, body) = server.fetch(link).await;
+    assert_eq!(status, 200, "{link}");
+    assert_eq!(content_type, mimetype, "{link}");
+    assert_eq!(sha256(&body), sha256(bytes), "{link} served other bytes");
+}
+
+async fn assert_expired(server: &TestServer, link: &str) {
+    let (status, _, body) = server.fetch(link).await;
+    assert_eq!(status, 403, "{link} still served");
+    assert!(String::from_utf8(body).unwrap().contains("AccessDenied"));
+}
+
+async fn async_cdn_lifecycle(name: &str, mimetype: &str, thumb: (u64, u64)) -> (TestServer, Value) {
+    let server = spawn_server().await;
+    let bytes = sample(name);
+    let form = Form::new()
+        .part("file", file_part(bytes.clone(), name, mimetype))
+        .text("async", "true")
+        .text("type", "default");
+    let accepted = server.onlyfans_upload(ACCOUNT, "upload", form).await;
+    assert_eq!(accepted.body["status"], "pending");
+    let upload_id = accepted.body["prefixed_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        accepted.body["polling_url"],
+        server.url(&format!("/api/{ACCOUNT}/media/uploads/{upload_id}/status"))
+    );
+
+    let (done, seen) = poll_to_end(&server, &upload_id).await;
+    assert_eq!(seen.first().map(String::as_str), Some("pending"));
+    assert!(seen.iter().any(|status| status == "processing"), "{seen:?}");
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["prefixed_id"], upload_id.as_str());
+    assert_eq!(done["credits_used"], 3);
+    let media = &done["media"];
+    assert_eq!(media["file_name"], name);
+    assert_ne!(
+        media["prefixed_id"],
+        upload_id.as_str(),
+        "the media has its own id"
+    );
+    let (thumbs, source) = cdn_links(media);
+    assert_eq!(thumbs.len(), 1);
+    assert!(
+        thumbs[0].contains(&format!("/{}x{}_", thumb.0, thumb.1)),
+        "{}",
+        thumbs[0]
+    );
+    for link in thumbs.iter().chain([&source]) {
+        assert!(
+            link.contains("Expires=")
+                && link.contains("Signature=")
+                && link.contains("Key-Pair-Id="),
+            "{link}"
+        );
+        assert_serves(&server, link, &bytes, mimetype).await;
+    }
+
+    // CloudFront links live a day; the S3-style source link a week.
+    server.advance(Duration::from_secs(24 * 3600 + 1)).await;
+    assert_expired(&server, &thumbs[0]).await;
+    assert_serves(&server, &source, &bytes, mimetype).await;
+    server.advance(Duration::from_secs(6 * 24 * 3600)).await;
+    assert_expired(&server, &source).await;
+    (server, done)
+}
+
+#[tokio::test]
+async fn async_jpeg_upload_polls_to_completed_with_links_that_expire() {
+    let (server, done) = async_cdn_lifecycle("sample.jpg", "image/jpeg", (300, 284)).await;
+    insta::assert_json_snapshot!("onlyfans_completed_cdn", server.normalize(&done));
+}
+
+#[tokio::test]
+async fn async_png_upload_completes() {
+    async_cdn_lifecycle("sample.png", "image/png", (300, 168)).await;
+}
+
+#[tokio::test]
+async fn async_mp4_upload_completes() {
+    async_cdn_lifecycle("sample.mp4", "video/mp4", (300, 225)).await;
+}
+
+#[tokio::test]
+async fn async_vault_upload_completes_with_vault_media() {
+    let server = spawn_server().await;
+    let bytes = sample("sample.mp4");
+    let form = Form::new()
+        .part("file", file_part(bytes.clone(), "clip.mp4", "video/mp4"))
+        .text("async", "true");
+    let accepted = server.onlyfans_upload(ACCOUNT, "vault", form).await;
+    insta::assert_json_snapshot!("onlyfans_async_accepted", server.normalize(&accepted.body));
+    let upload_id = accepted.body["prefixed_id"].as_str().unwrap().to_owned();
+    let pending = server.onlyfans_status(ACCOUNT, &upload_id).await;
+    insta::assert_json_snapshot!("onlyfans_pending", server.normalize(&pending.body));
+    server.advance(Duration::from_secs(1)).await;
+    let processing = server.onlyfans_status(ACCOUNT, &upload_id).await;
+    insta::assert_json_snapshot!("onlyfans_processing", server.normalize(&processing.body));
+
+    let (done, _) = poll_to_end(&server, &upload_id).await;
+    insta::assert_json_snapshot!("onlyfans_completed_vault", server.normalize(&done));
+    let media = &done["media"];
+    assert_eq!(media["type"], "video");
+    assert_eq!(media["isReady"], true);
+    assert_eq!(media["duration"], 1);
+    let full = &media["files"]["full"];
+    assert_eq!(
+        (full["width"].as_u64(), full["height"].as_u64()),
+        (Some(320), Some(240))
+    );
+    assert_eq!(full["size"].as_u64(), Some(bytes.len() as u64));
+    let link = full["url"].as_str().unwrap().to_owned();
+    assert_serves(&server, &link, &bytes, "video/mp4").await;
+    server.advance(Duration::from_secs(24 * 3600 + 1)).await;
+    assert_expired(&server, &link).await;
+}
+
+#[tokio::test]
+async fn sync_cdn_upload_answers_the_media_at_once_and_reads_completed() {
+    let server = spawn_server().await;
+    let bytes = sample("sample.png");
+    let form = Form::new().part("file", file_part(bytes.clone(), "photo.png", "image/png"));
+    let reply = server.onlyfans_upload(ACCOUNT, "upload", form).await;
+    assert_eq!(reply.status, 200);
+    insta::assert_json_snapshot!("onlyfans_sync_cdn", server.normalize(&reply.body));
+    assert_eq!(
+        reply.body["note"],
+        "Maximum file size is 1 GB. Need higher limits? Contact us for enterprise options."
+    );
+    let (thumbs, source) = cdn_links(&reply.body);
+    assert_serves(&server, &thumbs[0], &bytes, "image/png").await;
+    assert_serves(&server, &source, &bytes, "image/png").await;
+    let prefixed_id = reply.body["prefixed_id"].as_str().unwrap();
+    let status = server.onlyfans_status(ACCOUNT, prefixed_id).await;
+    assert_eq!(status.body["status"], "completed");
+    assert_eq!(status.body["media"]["prefixed_id"], prefixed_id);
+}
+
+#[tokio::test]
+async fn sync_vault_upload_uses_the_data_meta_envelope_and_charges_credits() {
+    let server = spawn_server().await;
+    let bytes = sample("sample.jpg");
+    let form = Form::new().part("file", file_part(bytes.clone(), "photo.jpg", "image/jpeg"));
+    let first = server.onlyfans_upload(ACCOUNT, "vault", form).await;
+    insta::assert_json_snapshot!("onlyfans_sync_vault", server.normalize(&first.body));
+    assert_eq!(first.body["data"]["type"], "photo");
+    assert_eq!(first.body["data"]["files"]["full"]["width"], 444);
+    assert_eq!(first.body["_meta"]["_credits"]["used"], 3);
+    assert_eq!(first.body["_meta"]["_credits"]["balance"], 636_132 - 3);
+    assert_eq!(
+        first.body["_meta"]["_rate_limits"]["remaining_minute"],
+        4999
+    );
+    let link = first.body["data"]["files"]["full"]["url"].as_str().unwrap();
+    assert_serves(&server, link, &bytes, "image/jpeg").await;
+
+    let form = Form::new().part("file", file_part(bytes, "photo.jpg", "image/jpeg"));
+    let second = server.onlyfans_upload(ACCOUNT, "vault", form).await;
+    assert_eq!(second.body["_meta"]["_credits"]["balance"], 636_132 - 6);
+    assert_eq!(
+        second.body["_meta"]["_rate_limits"]["remaining_minute"],
+        4998
+    );
+}
+
+#[tokio::test]
+async fn credits_are_3_per_started_decimal_megabyte() {
+    let server = spawn_server().await;
+    // 2,000,001 bytes of a PNG header and padding: three started megabytes, 9 credits.
+    let mut bytes = sample("sample.png");
+    bytes.resize(2_000_001, 0);
+    let form = Form::new()
+        .part("file", file_part(bytes, "big.png", "image/png"))
+        .text("async", "true");
+    let accepted = server.onlyfans_upload(ACCOUNT, "upload", form).await;
+    let (done, _) = poll_to_end(&server, accepted.body["prefixed_id"].as_str().unwrap()).await;
+    assert_eq!(done["credits_used"], 9);
+}
+
+#[tokio::test]
+async fn file_url_is_fetched_from_a_loopback_origin() {
+    let server = spawn_server().await;
+    let bytes = sample("sample.jpg");
+    // A link the mock itself serves is a loopback origin with known bytes.
+    let form = Form::new().part("file", file_part(bytes.clone(), "photo.jpg", "image/jpeg"));
+    let sync = server.onlyfans_upload(ACCOUNT, "upload", form).await;
+    let origin_link = sync.body["sourceUrl"].as_str().unwrap().to_owned();
+
+    let form = Form::new()
+        .text("file_url", origin_link)
+        .text("async", "true");
+    let accepted = server.onlyfans_upload(ACCOUNT, "vault", form).await;
+    let (done, _) = poll_to_end(&server, accepted.body["prefixed_id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed");
+    let link = done["media"]["files"]["full"]["url"].as_str().unwrap();
+    assert_serves(&server, link, &bytes, "image/jpeg").await;
+}
+
+#[tokio::test]
+async fn file_url_reads_fixture_media_by_file_scheme() {
+    let server = spawn_server().await;
+    let path = mock_server::fixture::repo_media_dir().join("sample.gif");
+    let form = Form::new().text("file_url", format!("file://{}", path.display()));
+    let reply = server.onlyfans_upload(ACCOUNT, "vault", form).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["data"]["type"], "gif");
+    let link = reply.body["data"]["files"]["full"]["url"].as_str().unwrap();
+    assert_serves(&server, link, &sample("sample.gif"), "image/gif").await;
+}
+
+#[tokio::test]
+async fn a_failed_fetch_fails_an_async_job_with_the_providers_text() {
+    let server = spawn_server().await;
+    let form = Form::new()
+        .text("file_url", "http://127.0.0.1:1/missing.jpg")
+        .text("async", "true");
+    let accepted = server.onlyfans_upload(ACCOUNT, "upload", form).await;
+    let (done, _) = poll_to_end(&server, accepted.body["prefixed_id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "failed");
+    assert_eq!(
+        done["error"],
+        "Failed to download file from the provided URL."
+    );
+    insta::assert_json_snapshot!("onlyfans_failed", server.normalize(&done));
+}
+
+#[tokio::test]
+async fn a_failed_fetch_refuses_a_sync_upload_with_422() {
+    let server = spawn_server().await;
+    for url in [
+        "http://127.0.0.1:1/missing.jpg".to_owned(),
+        "http://example.com/not-loopback.jpg".to_owned(),
+        "file:///etc/passwd".to_owned(),
+    ] {
+        let form = Form::new().text("file_url", url.clone());
+        let reply = server.onlyfans_upload(ACCOUNT, "upload", form).await;
+        assert_eq!(reply.status, 422, "{url}");
+        assert_eq!(
+            reply.body["errors"]["file_url"][0],
+            "Failed to download file from the provided URL."
+        );
+    }
+    assert!(server.jobs().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_upload_is_only_visible_under_its_own_account() {
+    let server = spawn_server().await;
+    let form = Form::new()
+        .part(
+            "file",
+            file_part(sample("sample.png"), "a.png", "image/png"),
+        )
+        .text("async", "true");
+    let accepted = server.onlyfans_upload(ACCOUNT, "upload", form).await;
+    let upload_id = accepted.body["prefixed_id"].as_str().unwrap();
+    let other = server.onlyfans_status("acct_OTHER", upload_id).await;
+    assert_eq!(other.status, 404);
+    assert_eq!(server.onlyfans_status(ACCOUNT, upload_id).await.status, 200);
+}
