@@ -186,6 +186,9 @@ async fn advance(app: &App, req: Request<Incoming>) -> Response<Body> {
         Err(err @ ClockError::NotManual) => {
             error(StatusCode::CONFLICT, "clock_not_manual", err.to_string())
         }
+        Err(err @ ClockError::PastLatest) => {
+            error(StatusCode::BAD_REQUEST, "invalid_duration", err.to_string())
+        }
         Err(err) => error(StatusCode::CONFLICT, "clock_refused", err.to_string()),
     }
 }

@@ -35,6 +35,18 @@ enum Source {
     Manual(Mutex<SystemTime>),
 }
 
+/// The latest time the mock represents: 9999-12-31T23:59:59Z, the last second ISO 8601's
+/// four-digit years can write. Every sum of a time and a duration saturates here.
+pub fn latest() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(253_402_300_799)
+}
+
+/// `at + by`, saturating at [`latest`] instead of overflowing on huge durations (a fixture's
+/// `link_ttl: 1000000y`, say).
+pub fn saturating_add(at: SystemTime, by: Duration) -> SystemTime {
+    at.checked_add(by).map_or(latest(), |sum| sum.min(latest()))
+}
+
 /// Why the clock refused to move.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
@@ -42,6 +54,9 @@ pub enum ClockError {
     /// Only a manual clock can be moved; moving the system clock would be a lie to every client.
     #[error("the clock follows the system time; start the server with --clock manual to move it")]
     NotManual,
+    /// Past [`latest`] no date can be written.
+    #[error("cannot move the clock past 9999-12-31T23:59:59Z")]
+    PastLatest,
     /// Time never runs backwards: jobs and links are computed from elapsed time, and a terminal job
     /// must stay terminal.
     #[error("cannot set the clock back from {now_unix_ms} ms to {requested_unix_ms} ms")]
@@ -61,10 +76,11 @@ impl Clock {
         }
     }
 
-    /// A clock frozen at `start` until it is advanced, for tests and reproducible runs.
+    /// A clock frozen at `start` (capped at [`latest`]) until it is advanced, for tests and
+    /// reproducible runs.
     pub fn manual(start: SystemTime) -> Self {
         Self {
-            source: Arc::new(Source::Manual(Mutex::new(start))),
+            source: Arc::new(Source::Manual(Mutex::new(start.min(latest())))),
         }
     }
 
@@ -93,8 +109,12 @@ impl Clock {
             Source::System => Err(ClockError::NotManual),
             Source::Manual(now) => {
                 let mut now = now.lock().unwrap_or_else(PoisonError::into_inner);
-                *now += by;
-                Ok(*now)
+                let later = now
+                    .checked_add(by)
+                    .filter(|later| *later <= latest())
+                    .ok_or(ClockError::PastLatest)?;
+                *now = later;
+                Ok(later)
             }
         }
     }
@@ -105,6 +125,9 @@ impl Clock {
             Source::System => Err(ClockError::NotManual),
             Source::Manual(now) => {
                 let mut now = now.lock().unwrap_or_else(PoisonError::into_inner);
+                if to > latest() {
+                    return Err(ClockError::PastLatest);
+                }
                 if to < *now {
                     return Err(ClockError::Backwards {
                         now_unix_ms: unix_millis(*now),
@@ -131,7 +154,9 @@ pub fn unix_millis(at: SystemTime) -> u128 {
 }
 
 /// `2026-02-04T18:35:01.526Z`: ISO 8601 with milliseconds in UTC, as Fansly stamps responses.
+/// Times past [`latest`] are written as [`latest`].
 pub fn iso_millis(at: SystemTime) -> String {
+    let at = at.min(latest());
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
@@ -141,8 +166,9 @@ pub fn iso_millis(at: SystemTime) -> String {
 }
 
 /// `2026-04-03T16:16:36+00:00`: ISO 8601 to the second with an explicit offset, as Laravel
-/// (OnlyFansAPI) writes dates.
+/// (OnlyFansAPI) writes dates. Times past [`latest`] are written as [`latest`].
 pub fn iso_seconds_offset(at: SystemTime) -> String {
+    let at = at.min(latest());
     let format =
         time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+00:00");
     time::OffsetDateTime::from(at)
@@ -188,6 +214,21 @@ mod tests {
             Err(ClockError::NotManual)
         );
         assert!(!clock.is_manual());
+    }
+
+    #[test]
+    fn huge_advances_are_refused_and_times_saturate() {
+        let clock = Clock::manual(UNIX_EPOCH);
+        assert_eq!(
+            clock.advance(Duration::from_secs(u64::MAX)),
+            Err(ClockError::PastLatest)
+        );
+        assert_eq!(clock.unix_secs(), 0, "a refused advance moved the clock");
+        assert_eq!(
+            saturating_add(latest(), Duration::from_secs(u64::MAX)),
+            latest()
+        );
+        assert_eq!(iso_millis(latest()), "9999-12-31T23:59:59.000Z");
     }
 
     #[test]

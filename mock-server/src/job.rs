@@ -210,6 +210,18 @@ impl Timeline {
         Self { steps, outcome }
     }
 
+    /// This timeline's outcome and number of processing steps, re-timed as [`Timeline::linear`]:
+    /// how `--queue-time` and `--processing-time` override a fixture.
+    pub fn retimed(&self, queued: Duration, processing: Duration) -> Self {
+        let n_processing = self
+            .steps
+            .iter()
+            .filter(|step| step.phase == Phase::Processing)
+            .count();
+        let n_progress_steps = u8::try_from(n_processing.clamp(1, 100)).unwrap_or(100);
+        Self::linear(queued, processing, n_progress_steps, self.outcome.clone())
+    }
+
     /// The steps, in order.
     pub fn steps(&self) -> &[Step] {
         &self.steps
@@ -348,6 +360,17 @@ mod tests {
         assert_eq!(progress_at(4_999), Some((Phase::Processing, 75)));
         assert_eq!(progress_at(5_000), None);
         assert_eq!(timeline.finished_after(secs(60)), secs(5));
+    }
+
+    #[test]
+    fn retiming_keeps_the_outcome_and_progress_steps() {
+        let timeline =
+            Timeline::linear(secs(1), secs(4), 4, Outcome::Failed { reason: "x".into() });
+        let faster = timeline.retimed(Duration::ZERO, secs(2));
+        assert_eq!(faster.steps().len(), timeline.steps().len());
+        assert_eq!(faster.outcome(), timeline.outcome());
+        assert!(faster.state_at(secs(2), 0).is_terminal());
+        assert!(!timeline.state_at(secs(2), 0).is_terminal());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
-use mock_server::clock::Clock;
+use mock_server::clock::{Clock, saturating_add};
 use mock_server::fixture::{Fixtures, repo_media_dir};
 use mock_server::signing::SigningKey;
 use mock_server::{DEFAULT_KEY_PAIR_ID, DEFAULT_MAX_UPLOAD_BYTES, MockServer};
@@ -42,6 +42,14 @@ struct Args {
     /// Directory holding `defaults.yaml` to use instead of the embedded fixtures.
     #[arg(long, env = "MOCK_FIXTURES")]
     fixtures: Option<PathBuf>,
+
+    /// Time every async job spends queued (overrides the fixtures' timelines, e.g. `0s`).
+    #[arg(long, env = "MOCK_QUEUE_TIME", value_parser = humantime::parse_duration)]
+    queue_time: Option<Duration>,
+
+    /// Time every async job spends processing before its outcome (overrides the fixtures', e.g. `10s`).
+    #[arg(long, env = "MOCK_PROCESSING_TIME", value_parser = humantime::parse_duration)]
+    processing_time: Option<Duration>,
 
     /// Largest upload accepted, in bytes.
     #[arg(long, env = "MOCK_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
@@ -85,7 +93,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ClockKind::System => Clock::system(),
         ClockKind::Manual => {
             let start = match args.clock_start {
-                Some(secs) => UNIX_EPOCH + Duration::from_secs(secs),
+                Some(secs) => saturating_add(UNIX_EPOCH, Duration::from_secs(secs)),
                 None => Clock::system().now(),
             };
             Clock::manual(start)
@@ -95,9 +103,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .bind(args.bind)
         .clock(clock)
         .max_upload_bytes(args.max_upload_bytes);
-    if let Some(dir) = &args.fixtures {
-        builder = builder.fixtures(Fixtures::from_dir(dir)?);
+    let mut fixtures = match &args.fixtures {
+        Some(dir) => Fixtures::from_dir(dir)?,
+        None => Fixtures::embedded(),
+    };
+    if args.queue_time.is_some() || args.processing_time.is_some() {
+        let queued = args.queue_time.unwrap_or(Duration::from_millis(500));
+        let processing = args.processing_time.unwrap_or(Duration::from_secs(2));
+        fixtures.fansly.timeline = fixtures.fansly.timeline.retimed(queued, processing);
+        fixtures.onlyfans.timeline = fixtures.onlyfans.timeline.retimed(queued, processing);
     }
+    builder = builder.fixtures(fixtures);
     for key in args.api_keys.into_iter().filter(|key| !key.is_empty()) {
         builder = builder.api_key(key);
     }

@@ -173,13 +173,16 @@ fn find_box<R: Read + Seek>(
         } else if size == 0 {
             size = end - pos;
         }
-        if size < header_len || pos + size > end {
+        let Some(box_end) = pos.checked_add(size).filter(|box_end| *box_end <= end) else {
+            return Ok(None);
+        };
+        if size < header_len {
             return Ok(None);
         }
         if &header[4..8] == name {
-            return Ok(Some((pos + header_len, pos + size)));
+            return Ok(Some((pos + header_len, box_end)));
         }
-        pos += size;
+        pos = box_end;
     }
     Ok(None)
 }
@@ -221,6 +224,16 @@ mod tests {
         let info = probe(&path, b"\x00\x01garbage");
         assert_eq!(info.kind, MediaKind::Unsupported);
         assert_eq!((info.width, info.height), (0, 0));
+    }
+
+    #[test]
+    fn a_box_claiming_an_enormous_size_is_refused_not_overflowed() {
+        let mut data = Vec::new();
+        data.extend_from_slice(&[0, 0, 0, 1]);
+        data.extend_from_slice(b"moov");
+        data.extend_from_slice(&u64::MAX.to_be_bytes());
+        let result = mp4_dimensions(&mut io::Cursor::new(data));
+        assert!(result.is_err(), "{result:?}");
     }
 
     #[test]

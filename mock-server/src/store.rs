@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest as _, Sha256};
 
+use crate::clock::saturating_add;
 use crate::job::{JobState, Phase, Timeline};
 use crate::media::MediaInfo;
 use crate::provider::Provider;
@@ -260,7 +261,10 @@ impl Store {
         let elapsed = now.duration_since(job.created_at).unwrap_or(Duration::ZERO);
         let state = job.timeline.state_at(elapsed, job.n_polls);
         if state.is_terminal() && job.finished_at.is_none() {
-            job.finished_at = Some(job.created_at + job.timeline.finished_after(elapsed));
+            job.finished_at = Some(saturating_add(
+                job.created_at,
+                job.timeline.finished_after(elapsed),
+            ));
         }
         let state = PolledState::from(state);
         job.n_polls = job.n_polls.saturating_add(1);

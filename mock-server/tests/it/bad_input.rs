@@ -295,6 +295,16 @@ async fn onlyfans_refuses_each_bad_upload_with_laravel_shapes() {
             message: "The file field is required when file url is not present.",
         },
         Case {
+            name: "missing boundary",
+            raw: Raw {
+                content_type: Some("multipart/form-data"),
+                body: form_with_file(&[]).into_bytes(),
+                auth: true,
+            },
+            status: 422,
+            message: "The file field is required when file url is not present.",
+        },
+        Case {
             name: "truncated multipart",
             raw: Raw::multipart(&form_with_file(&[])[..70]),
             status: 422,

@@ -4,6 +4,7 @@
 mod admin;
 mod bad_input;
 mod cdn;
+mod cli;
 mod fansly;
 mod onlyfans;
 mod support;

@@ -121,12 +121,72 @@ async fn async_mp4_upload_completes() {
     async_cdn_lifecycle("sample.mp4", "video/mp4", (300, 225)).await;
 }
 
-#[tokio::test]
-async fn async_vault_upload_completes_with_vault_media() {
+/// Uploads `name` to the vault with `async=true`, polls to completion, checks the vault media,
+/// fetches its link, and crosses its expiry; returns the server and the completed body.
+async fn async_vault_lifecycle(
+    name: &str,
+    mimetype: &str,
+    kind: &str,
+    size: (u64, u64),
+) -> (TestServer, Value) {
     let server = spawn_server().await;
-    let bytes = sample("sample.mp4");
+    let bytes = sample(name);
     let form = Form::new()
-        .part("file", file_part(bytes.clone(), "clip.mp4", "video/mp4"))
+        .part("file", file_part(bytes.clone(), name, mimetype))
+        .text("async", "true");
+    let accepted = server.onlyfans_upload(ACCOUNT, "vault", form).await;
+    assert_eq!(accepted.body["status"], "pending");
+    let upload_id = accepted.body["prefixed_id"].as_str().unwrap().to_owned();
+    let (done, seen) = poll_to_end(&server, &upload_id).await;
+    assert!(seen.iter().any(|status| status == "processing"), "{seen:?}");
+    assert_eq!(done["status"], "completed");
+    let media = &done["media"];
+    assert_eq!(media["type"], kind);
+    assert_eq!(media["isReady"], true);
+    let full = &media["files"]["full"];
+    assert_eq!(
+        (
+            full["width"].as_u64().unwrap(),
+            full["height"].as_u64().unwrap()
+        ),
+        size
+    );
+    assert_eq!(full["size"].as_u64(), Some(bytes.len() as u64));
+    let link = full["url"].as_str().unwrap().to_owned();
+    assert_serves(&server, &link, &bytes, mimetype).await;
+    server.advance(Duration::from_secs(24 * 3600 - 5)).await;
+    assert_serves(&server, &link, &bytes, mimetype).await;
+    server.advance(Duration::from_secs(6)).await;
+    assert_expired(&server, &link).await;
+    (server, done)
+}
+
+#[tokio::test]
+async fn async_vault_jpeg_upload_completes_with_vault_media() {
+    async_vault_lifecycle("sample.jpg", "image/jpeg", "photo", (444, 421)).await;
+}
+
+#[tokio::test]
+async fn async_vault_png_upload_completes_with_vault_media() {
+    async_vault_lifecycle("sample.png", "image/png", "photo", (320, 180)).await;
+}
+
+#[tokio::test]
+async fn async_vault_mp4_upload_completes_with_duration() {
+    let (server, done) =
+        async_vault_lifecycle("sample.mp4", "video/mp4", "video", (320, 240)).await;
+    assert_eq!(done["media"]["duration"], 1);
+    insta::assert_json_snapshot!("onlyfans_completed_vault", server.normalize(&done));
+}
+
+#[tokio::test]
+async fn every_async_state_matches_its_snapshot() {
+    let server = spawn_server().await;
+    let form = Form::new()
+        .part(
+            "file",
+            file_part(sample("sample.mp4"), "clip.mp4", "video/mp4"),
+        )
         .text("async", "true");
     let accepted = server.onlyfans_upload(ACCOUNT, "vault", form).await;
     insta::assert_json_snapshot!("onlyfans_async_accepted", server.normalize(&accepted.body));
@@ -136,23 +196,6 @@ async fn async_vault_upload_completes_with_vault_media() {
     server.advance(Duration::from_secs(1)).await;
     let processing = server.onlyfans_status(ACCOUNT, &upload_id).await;
     insta::assert_json_snapshot!("onlyfans_processing", server.normalize(&processing.body));
-
-    let (done, _) = poll_to_end(&server, &upload_id).await;
-    insta::assert_json_snapshot!("onlyfans_completed_vault", server.normalize(&done));
-    let media = &done["media"];
-    assert_eq!(media["type"], "video");
-    assert_eq!(media["isReady"], true);
-    assert_eq!(media["duration"], 1);
-    let full = &media["files"]["full"];
-    assert_eq!(
-        (full["width"].as_u64(), full["height"].as_u64()),
-        (Some(320), Some(240))
-    );
-    assert_eq!(full["size"].as_u64(), Some(bytes.len() as u64));
-    let link = full["url"].as_str().unwrap().to_owned();
-    assert_serves(&server, &link, &bytes, "video/mp4").await;
-    server.advance(Duration::from_secs(24 * 3600 + 1)).await;
-    assert_expired(&server, &link).await;
 }
 
 #[tokio::test]

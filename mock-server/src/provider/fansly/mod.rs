@@ -16,7 +16,7 @@ use hyper::body::Incoming;
 
 use self::error::ApiError;
 use crate::app::App;
-use crate::clock::{iso_millis, unix_secs};
+use crate::clock::{iso_millis, saturating_add, unix_secs};
 use crate::http::{Body, RequestCtx, header_text, json};
 use crate::job::{Outcome, Phase};
 use crate::media::{MediaKind, scale_to_short_side};
@@ -236,7 +236,7 @@ fn result(app: &App, ctx: &RequestCtx, polled: &Polled) -> Result<wire::UploadRe
     let fixture = &app.fixtures.fansly;
     let ids = Ids::new(polled.seq);
     let finished_at = polled.finished_at.unwrap_or(polled.created_at);
-    let expires_at = unix_secs(finished_at + fixture.link_ttl);
+    let expires_at = unix_secs(saturating_add(finished_at, fixture.link_ttl));
     let kind: u16 = if media.info.kind == MediaKind::Video {
         2
     } else {

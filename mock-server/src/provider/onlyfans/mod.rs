@@ -21,7 +21,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use self::error::ApiError;
 use crate::app::App;
-use crate::clock::{iso_seconds_offset, unix_secs};
+use crate::clock::{iso_seconds_offset, saturating_add, unix_secs};
 use crate::http::{Body, RequestCtx, header_text, json};
 use crate::job::{Outcome, Phase, Timeline};
 use crate::media::{MediaKind, scale_to_width};
@@ -404,7 +404,7 @@ struct Rendered<'a> {
 impl Rendered<'_> {
     /// A canned-policy link to `path` on this server, valid for `ttl` after completion.
     fn link(&self, path: &str, ttl: std::time::Duration) -> String {
-        let expires_at = unix_secs(self.finished_at + ttl);
+        let expires_at = unix_secs(saturating_add(self.finished_at, ttl));
         let query = signing::sign(path, expires_at, &self.app.key, Form::Canned);
         format!("{}{path}?{query}", self.ctx.origin)
     }

@@ -1,0 +1,123 @@
+//! The `mock-server` binary as README runs it: banner, serving, bad fixtures, SIGTERM.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct Running {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary on a free port and reads its banner up to the base URL.
+fn start(args: &[&str]) -> (Running, Vec<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mock-server"))
+        .args(["--bind", "127.0.0.1:0"])
+        .args(args)
+        .env("MOCK_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().unwrap().unwrap();
+    let base = first
+        .strip_prefix("mock-server listening on ")
+        .unwrap()
+        .to_owned();
+    // The banner ends with the OnlyFans example; stop there (or at EOF if the banner changes).
+    let mut banner = Vec::new();
+    for line in lines {
+        let line = line.unwrap();
+        let is_last = line.contains("Bearer");
+        banner.push(line);
+        if is_last {
+            break;
+        }
+    }
+    (Running { child, base }, banner)
+}
+
+#[tokio::test]
+async fn the_binary_serves_both_providers_and_prints_a_curl_for_each() {
+    let (running, banner) = start(&[
+        "--clock",
+        "manual",
+        "--processing-time",
+        "0s",
+        "--queue-time",
+        "0s",
+    ]);
+    let banner = banner.join("\n");
+    assert!(banner.contains("x-api-key"), "{banner}");
+    assert!(banner.contains("Authorization: Bearer"), "{banner}");
+
+    let http = reqwest::Client::new();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        crate::support::file_part(crate::support::sample("sample.png"), "a.png", "image/png"),
+    );
+    let upload = http
+        .post(format!("{}/api/fansly/acct/media/upload", running.base))
+        .header("x-api-key", "k")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 201);
+    // --queue-time 0s --processing-time 0s: done at once, even on a manual clock.
+    let status: serde_json::Value = http
+        .get(format!("{}/api/fansly/media/upload/1/status", running.base))
+        .header("x-api-key", "k")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["data"]["state"], "completed", "{status}");
+    let clock: serde_json::Value = http
+        .get(format!("{}/__admin/clock", running.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(clock["manual"], true);
+}
+
+#[test]
+fn sigterm_stops_the_server_with_exit_0() {
+    let (mut running, _) = start(&[]);
+    let pid = running.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = running.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[test]
+fn a_bad_fixture_stops_start_up_naming_the_file_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let text =
+        mock_server::fixture::EMBEDDED_DEFAULTS.replacen("link_ttl: 5h", "link_ttl: soon", 1);
+    std::fs::write(dir.path().join("defaults.yaml"), text).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mock-server"))
+        .args(["--bind", "127.0.0.1:0", "--fixtures"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("defaults.yaml"), "{stderr}");
+    assert!(stderr.contains("fansly.link_ttl"), "{stderr}");
+    assert!(stderr.contains("line"), "{stderr}");
+}
