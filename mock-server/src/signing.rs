@@ -353,6 +353,43 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn a_signed_link_verifies_exactly_until_it_expires(
+            path in "/[a-z0-9/._-]{1,60}",
+            expires_at in 0u64..4_000_000_000,
+            now in 0u64..4_000_000_000,
+            custom in proptest::bool::ANY,
+        ) {
+            let form = if custom { Form::Custom } else { Form::Canned };
+            let query = sign(&path, expires_at, &key(), form);
+            let verdict = verify(&path, &query, now, &key());
+            if now < expires_at {
+                proptest::prop_assert_eq!(verdict, Ok(()));
+            } else {
+                proptest::prop_assert_eq!(verdict, Err(SignatureError::Expired { expires_at, now }));
+            }
+        }
+
+        #[test]
+        fn any_flipped_byte_breaks_the_link(
+            path in "/[a-z0-9/._-]{1,40}",
+            custom in proptest::bool::ANY,
+            idx_seed in proptest::num::usize::ANY,
+            flip in 1u8..=255,
+        ) {
+            let form = if custom { Form::Custom } else { Form::Canned };
+            let query = sign(&path, 2_000_000_000, &key(), form);
+            let mut bytes = query.into_bytes();
+            let idx = idx_seed % bytes.len();
+            bytes[idx] ^= flip;
+            let tampered = String::from_utf8_lossy(&bytes).into_owned();
+            proptest::prop_assert!(verify(&path, &tampered, 1, &key()).is_err(), "{}", tampered);
+        }
+    }
+
     #[test]
     fn debug_hides_the_secret() {
         let shown = format!("{:?}", key());

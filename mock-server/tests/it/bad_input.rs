@@ -80,6 +80,11 @@ struct Case {
 }
 
 async fn check_fansly(server: &TestServer, case: Case) {
+    let snapshot = match case.name {
+        "missing key" => Some("fansly_error_401"),
+        "missing file" => Some("fansly_error_400"),
+        _ => None,
+    };
     let reply = send(
         server,
         Document::Fansly,
@@ -87,6 +92,9 @@ async fn check_fansly(server: &TestServer, case: Case) {
         case.raw,
     )
     .await;
+    if let Some(name) = snapshot {
+        insta::assert_json_snapshot!(name, server.normalize(&reply.body));
+    }
     assert_eq!(reply.status, case.status, "{}: {}", case.name, reply.body);
     assert_eq!(reply.body["statusCode"], case.status, "{}", case.name);
     assert_eq!(reply.body["message"], case.message, "{}", case.name);
@@ -343,6 +351,7 @@ async fn onlyfans_unknown_upload_wrong_method_and_route() {
     let reply = server.onlyfans_status("acct_1", "ofapi_media_nope").await;
     assert_eq!(reply.status, 404);
     assert_eq!(reply.body["message"], "Upload not found.");
+    insta::assert_json_snapshot!("onlyfans_error_404", reply.body);
     let response = server
         .http
         .get(server.url("/api/acct_1/media/upload"))
@@ -356,6 +365,7 @@ async fn onlyfans_unknown_upload_wrong_method_and_route() {
         reply.body["message"],
         "The GET method is not supported for route api/acct_1/media/upload. Supported methods: POST."
     );
+    insta::assert_json_snapshot!("onlyfans_error_405", reply.body);
     let response = server
         .http
         .get(server.url("/api/acct_1/nothing"))
@@ -446,6 +456,7 @@ async fn oversized_uploads_get_each_providers_413() {
         reply.body["errors"]["file"][0],
         "The file field must not be greater than 3 kilobytes."
     );
+    insta::assert_json_snapshot!("onlyfans_error_413", reply.body);
 
     // A file over the limit sent chunked (no Content-Length) is cut off while streaming.
     let stream = futures_util::stream::iter(

@@ -6,5 +6,6 @@ mod bad_input;
 mod cdn;
 mod cli;
 mod fansly;
+mod hostile;
 mod onlyfans;
 mod support;
