@@ -20,9 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::app::App;
 use crate::clock::{ClockError, iso_millis, unix_millis};
 use crate::http::{Body, full, json};
-use crate::job::Phase;
+use crate::job::{JobState, Phase};
 use crate::spec::Document;
-use crate::store::PolledState;
 
 /// Admin request bodies are small; anything bigger is a mistake.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -200,16 +199,18 @@ fn jobs(app: &App) -> Response<Body> {
         .into_iter()
         .map(|job| {
             let (state, progress, error) = match job.state {
-                PolledState::Running {
+                JobState::Running {
                     phase: Phase::Queued,
                     progress,
                 } => ("queued", progress, None),
-                PolledState::Running {
+                JobState::Running {
                     phase: Phase::Processing,
                     progress,
                 } => ("processing", progress, None),
-                PolledState::Completed => ("completed", 100, None),
-                PolledState::Failed { progress, reason } => ("failed", progress, Some(reason)),
+                JobState::Completed => ("completed", 100, None),
+                JobState::Failed { progress, reason } => {
+                    ("failed", progress, Some(reason.to_string()))
+                }
             };
             JobBody {
                 provider: job.provider.slug(),

@@ -263,7 +263,9 @@ impl TimelineSpec {
     pub(crate) fn into_timeline(self) -> Result<Timeline, TimelineError> {
         let outcome = match self.outcome {
             OutcomeSpec::Completed => Outcome::Completed,
-            OutcomeSpec::Failed(reason) => Outcome::Failed { reason },
+            OutcomeSpec::Failed(reason) => Outcome::Failed {
+                reason: reason.into(),
+            },
         };
         match self.steps {
             Some(steps) => Timeline::new(

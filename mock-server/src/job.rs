@@ -13,6 +13,7 @@
 //! The names are ours: `Queued`/`Processing` are Fansly's `waiting`/`active` and OnlyFans'
 //! `pending`/`processing`; the provider spellings live in each provider's `wire` module.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A non-terminal phase of a job.
@@ -63,14 +64,15 @@ pub enum Outcome {
     Completed,
     /// Processing failed; the reason is shown to the client verbatim.
     Failed {
-        /// The provider's error text, e.g. "Failed to download file from the provided URL.".
-        reason: String,
+        /// The provider's error text, e.g. "Failed to download file from the provided URL.";
+        /// shared, so answering a poll never copies it.
+        reason: Arc<str>,
     },
 }
 
 /// What a poll sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobState<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobState {
     /// Still queued or processing.
     Running {
         /// Which phase.
@@ -85,11 +87,11 @@ pub enum JobState<'a> {
         /// The progress reached before failing.
         progress: u8,
         /// The error text shown to the client.
-        reason: &'a str,
+        reason: Arc<str>,
     },
 }
 
-impl JobState<'_> {
+impl JobState {
     /// Whether the job will never change again.
     pub fn is_terminal(&self) -> bool {
         !matches!(self, JobState::Running { .. })
@@ -239,7 +241,7 @@ impl Timeline {
     }
 
     /// The state of a job `elapsed` after its upload, with `n_polls` polls already answered.
-    pub fn state_at(&self, elapsed: Duration, n_polls: u32) -> JobState<'_> {
+    pub fn state_at(&self, elapsed: Duration, n_polls: u32) -> JobState {
         let mut last_progress = 0;
         for step in &self.steps {
             if !step.until.is_reached(elapsed, n_polls) {
@@ -254,7 +256,7 @@ impl Timeline {
             Outcome::Completed => JobState::Completed,
             Outcome::Failed { reason } => JobState::Failed {
                 progress: last_progress,
-                reason,
+                reason: Arc::clone(reason),
             },
         }
     }
@@ -342,7 +344,7 @@ mod tests {
             timeline.state_at(secs(2), 0),
             JobState::Failed {
                 progress: 60,
-                reason: "boom"
+                reason: "boom".into()
             }
         );
     }

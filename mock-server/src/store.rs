@@ -14,9 +14,27 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest as _, Sha256};
 
 use crate::clock::saturating_add;
-use crate::job::{JobState, Phase, Timeline};
+use crate::job::{JobState, Timeline};
 use crate::media::MediaInfo;
 use crate::provider::Provider;
+use crate::upload::Received;
+
+impl From<Received> for StoredMedia {
+    /// Keeps a received file for the CDN; a nameless upload is named after its sniffed type.
+    fn from(file: Received) -> Self {
+        let extension = file.info.extension;
+        Self {
+            file_name: file
+                .file_name
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| format!("upload.{extension}")),
+            path: file.path,
+            size: file.size,
+            sha256: file.sha256,
+            info: file.info,
+        }
+    }
+}
 
 /// An uploaded file kept for the CDN.
 #[derive(Debug)]
@@ -81,7 +99,7 @@ pub(crate) struct Polled {
     /// Which endpoint took it.
     pub(crate) destination: Destination,
     /// The state this poll reports.
-    pub(crate) state: PolledState,
+    pub(crate) state: JobState,
     /// When it became terminal.
     pub(crate) finished_at: Option<SystemTime>,
     /// The upload.
@@ -90,40 +108,6 @@ pub(crate) struct Polled {
     pub(crate) credits_used: u64,
     /// When the upload arrived.
     pub(crate) created_at: SystemTime,
-}
-
-/// An owned [`JobState`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum PolledState {
-    /// Queued or processing.
-    Running {
-        /// Which phase.
-        phase: Phase,
-        /// 0–100.
-        progress: u8,
-    },
-    /// Done.
-    Completed,
-    /// Failed.
-    Failed {
-        /// Progress reached.
-        progress: u8,
-        /// The provider's error text.
-        reason: String,
-    },
-}
-
-impl From<JobState<'_>> for PolledState {
-    fn from(state: JobState<'_>) -> Self {
-        match state {
-            JobState::Running { phase, progress } => PolledState::Running { phase, progress },
-            JobState::Completed => PolledState::Completed,
-            JobState::Failed { progress, reason } => PolledState::Failed {
-                progress,
-                reason: reason.to_owned(),
-            },
-        }
-    }
 }
 
 /// What a new job needs.
@@ -266,7 +250,6 @@ impl Store {
                 job.timeline.finished_after(elapsed),
             ));
         }
-        let state = PolledState::from(state);
         job.n_polls = job.n_polls.saturating_add(1);
         Some(Polled {
             seq: job.seq,
@@ -316,7 +299,7 @@ impl Store {
                     provider: job.provider,
                     id: job.id.clone(),
                     account: job.account.clone(),
-                    state: job.timeline.state_at(elapsed, job.n_polls).into(),
+                    state: job.timeline.state_at(elapsed, job.n_polls),
                     n_polls: job.n_polls,
                     created_at: job.created_at,
                     finished_at: job.finished_at,
@@ -337,7 +320,7 @@ pub(crate) struct JobSummary {
     /// The account.
     pub(crate) account: String,
     /// The state a poll would see now.
-    pub(crate) state: PolledState,
+    pub(crate) state: JobState,
     /// Polls answered.
     pub(crate) n_polls: u32,
     /// Upload time.

@@ -18,11 +18,12 @@ use self::error::ApiError;
 use crate::app::App;
 use crate::clock::{iso_millis, saturating_add, unix_secs};
 use crate::http::{Body, RequestCtx, header_text, json};
+use crate::job::JobState;
 use crate::job::{Outcome, Phase};
 use crate::media::{MediaKind, scale_to_short_side};
 use crate::provider::{Provider, is_key_accepted, redact_key};
 use crate::signing::{self, Form};
-use crate::store::{Destination, NewJob, Polled, PolledState, StoredMedia};
+use crate::store::{Destination, NewJob, Polled, StoredMedia};
 
 const QUEUED_MESSAGE: &str = "Upload job queued. Use the status endpoint to track progress.";
 
@@ -118,7 +119,7 @@ async fn upload(
         MediaKind::Image | MediaKind::Gif | MediaKind::Video => fixture.timeline.clone(),
         MediaKind::Audio | MediaKind::Unsupported => {
             fixture.timeline.clone().with_outcome(Outcome::Failed {
-                reason: format!("Unsupported media type: {}", file.info.mimetype),
+                reason: format!("Unsupported media type: {}", file.info.mimetype).into(),
             })
         }
     };
@@ -128,17 +129,6 @@ async fn upload(
         .chain((0..fixture.variant_short_sides.len()).map(|idx| ids.variant_id(idx)))
         .map(|id| id.to_string())
         .collect();
-    let extension = file.info.extension;
-    let media = StoredMedia {
-        file_name: file
-            .file_name
-            .filter(|name| !name.is_empty())
-            .unwrap_or_else(|| format!("upload.{extension}")),
-        path: file.path,
-        size: file.size,
-        sha256: file.sha256,
-        info: file.info,
-    };
     let job_id = seq.to_string();
     app.store.insert(
         seq,
@@ -148,7 +138,7 @@ async fn upload(
             account: (*account).to_owned(),
             destination: Destination::Cdn,
             timeline,
-            media: Some(Arc::new(media)),
+            media: Some(Arc::new(StoredMedia::from(file))),
             credits_used: 0,
             api_key: String::new(),
         },
@@ -193,23 +183,26 @@ fn status(
         .poll(Provider::Fansly, job_id, None, now)
         .ok_or(ApiError::JobNotFound)?;
     let (state, progress, result, failed_reason) = match &polled.state {
-        PolledState::Running {
+        JobState::Running {
             phase: Phase::Queued,
             progress,
         } => (wire::State::Waiting, *progress, None, None),
-        PolledState::Running {
+        JobState::Running {
             phase: Phase::Processing,
             progress,
         } => (wire::State::Active, *progress, None, None),
-        PolledState::Completed => (
+        JobState::Completed => (
             wire::State::Completed,
             100,
             Some(result(app, ctx, &polled)?),
             None,
         ),
-        PolledState::Failed { progress, reason } => {
-            (wire::State::Failed, *progress, None, Some(reason.clone()))
-        }
+        JobState::Failed { progress, reason } => (
+            wire::State::Failed,
+            *progress,
+            None,
+            Some(reason.to_string()),
+        ),
     };
     Ok(json(
         StatusCode::OK,

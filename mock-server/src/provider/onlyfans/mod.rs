@@ -23,11 +23,12 @@ use self::error::ApiError;
 use crate::app::App;
 use crate::clock::{iso_seconds_offset, saturating_add, unix_secs};
 use crate::http::{Body, RequestCtx, header_text, json};
+use crate::job::JobState;
 use crate::job::{Outcome, Phase, Timeline};
 use crate::media::{MediaKind, scale_to_width};
 use crate::provider::{Provider, is_key_accepted, redact_key};
 use crate::signing::{self, Form};
-use crate::store::{Destination, NewJob, PolledState, StoredMedia};
+use crate::store::{Destination, NewJob, StoredMedia};
 use crate::upload::{self, Received};
 
 /// What a file name keeps unescaped in a link path: RFC 3986's unreserved characters.
@@ -195,19 +196,7 @@ async fn upload(
     }
     let now = app.clock.now().max(now);
     let fixture = &app.fixtures.onlyfans;
-    let media = received.ok().map(|file| {
-        let extension = file.info.extension;
-        Arc::new(StoredMedia {
-            file_name: file
-                .file_name
-                .filter(|name| !name.is_empty())
-                .unwrap_or_else(|| format!("upload.{extension}")),
-            path: file.path,
-            size: file.size,
-            sha256: file.sha256,
-            info: file.info,
-        })
-    });
+    let media = received.ok().map(|file| Arc::new(StoredMedia::from(file)));
     let credits_used = media.as_ref().map_or(0, |media| {
         media.size.div_ceil(1_000_000).max(1) * fixture.credits_per_decimal_mb
     });
@@ -215,10 +204,9 @@ async fn upload(
     let names = Names::new(app, seq);
     let (job_id, timeline) = if is_async {
         let timeline = match failure {
-            Some(reason) => fixture
-                .timeline
-                .clone()
-                .with_outcome(Outcome::Failed { reason }),
+            Some(reason) => fixture.timeline.clone().with_outcome(Outcome::Failed {
+                reason: reason.into(),
+            }),
             None => fixture.timeline.clone(),
         };
         (names.upload_id.clone(), timeline)
@@ -316,19 +304,19 @@ fn status(
         .ok_or(ApiError::UploadNotFound)?;
     let prefixed_id = polled.id.clone();
     let reply = match polled.state {
-        PolledState::Running {
+        JobState::Running {
             phase: Phase::Queued,
             ..
         } => wire::Status::Pending { prefixed_id },
-        PolledState::Running {
+        JobState::Running {
             phase: Phase::Processing,
             ..
         } => wire::Status::Processing { prefixed_id },
-        PolledState::Failed { reason, .. } => wire::Status::Failed {
+        JobState::Failed { reason, .. } => wire::Status::Failed {
             prefixed_id,
-            error: reason,
+            error: reason.to_string(),
         },
-        PolledState::Completed => {
+        JobState::Completed => {
             let media = polled.media.as_deref().ok_or(ApiError::Internal)?;
             let names = Names::new(app, polled.seq);
             let rendered = Rendered {
