@@ -252,21 +252,28 @@ enum PhaseSpec {
     Processing,
 }
 
+/// `completed` or `{ failed: "error text" }`.
 #[derive(Deserialize)]
 #[serde(rename_all = "lowercase")]
-enum OutcomeSpec {
+pub(crate) enum OutcomeSpec {
     Completed,
     Failed(String),
 }
 
-impl TimelineSpec {
-    pub(crate) fn into_timeline(self) -> Result<Timeline, TimelineError> {
-        let outcome = match self.outcome {
+impl OutcomeSpec {
+    pub(crate) fn into_outcome(self) -> Outcome {
+        match self {
             OutcomeSpec::Completed => Outcome::Completed,
             OutcomeSpec::Failed(reason) => Outcome::Failed {
                 reason: reason.into(),
             },
-        };
+        }
+    }
+}
+
+impl TimelineSpec {
+    pub(crate) fn into_timeline(self) -> Result<Timeline, TimelineError> {
+        let outcome = self.outcome.into_outcome();
         match self.steps {
             Some(steps) => Timeline::new(
                 steps

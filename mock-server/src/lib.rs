@@ -38,6 +38,7 @@ pub mod clock;
 pub mod fixture;
 pub mod job;
 pub mod media;
+pub mod scenario;
 pub mod signing;
 pub mod spec;
 

@@ -1,0 +1,597 @@
+//! Scenarios: a job's timeline plus the faults aimed at its requests, read from YAML.
+//!
+//! A scenario is chosen per upload (the `X-Mock-Scenario` header, else the server's default) and
+//! travels with the job, so every later poll of that job sees the same faults. Faults are aimed by
+//! route and by the request's number within the job (the 2nd poll) or the scenario (the 1st
+//! upload), and optionally by probability. Probability is decided by hashing the server seed with
+//! what the fault is aimed at, never by a shared random stream, so the same seed gives the same
+//! faults whatever order concurrent requests arrive in.
+//!
+//! This module is pure: it decides *what* goes wrong; `http` and the providers make it happen.
+//! The format is documented in `fixtures/scenarios/README.md`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::fixture::TimelineSpec;
+use crate::job::{Outcome, Timeline, TimelineError};
+
+/// The scenarios shipped in `fixtures/scenarios/`, embedded in the binary.
+pub const BUILT_IN: &[(&str, &str)] = &[
+    ("happy", include_str!("../../fixtures/scenarios/happy.yaml")),
+    ("slow", include_str!("../../fixtures/scenarios/slow.yaml")),
+    ("stuck", include_str!("../../fixtures/scenarios/stuck.yaml")),
+    (
+        "fail-while-processing",
+        include_str!("../../fixtures/scenarios/fail-while-processing.yaml"),
+    ),
+    (
+        "rejected-by-onlyfans",
+        include_str!("../../fixtures/scenarios/rejected-by-onlyfans.yaml"),
+    ),
+    (
+        "fail-then-succeed-on-retry",
+        include_str!("../../fixtures/scenarios/fail-then-succeed-on-retry.yaml"),
+    ),
+    (
+        "rate-limited",
+        include_str!("../../fixtures/scenarios/rate-limited.yaml"),
+    ),
+    (
+        "flaky-5xx",
+        include_str!("../../fixtures/scenarios/flaky-5xx.yaml"),
+    ),
+    (
+        "expired-links",
+        include_str!("../../fixtures/scenarios/expired-links.yaml"),
+    ),
+    (
+        "drop-connection",
+        include_str!("../../fixtures/scenarios/drop-connection.yaml"),
+    ),
+    (
+        "malformed-body",
+        include_str!("../../fixtures/scenarios/malformed-body.yaml"),
+    ),
+    (
+        "slow-upload",
+        include_str!("../../fixtures/scenarios/slow-upload.yaml"),
+    ),
+];
+
+/// Which request a fault is aimed at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Route {
+    /// Any upload POST.
+    Upload,
+    /// A status poll.
+    Status,
+}
+
+/// How a response's delay is drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Latency {
+    /// Always this long.
+    Fixed(Duration),
+    /// Uniform between two bounds.
+    Uniform {
+        /// Shortest.
+        min: Duration,
+        /// Longest.
+        max: Duration,
+    },
+    /// Log-normal around a median, as real network latency is.
+    LogNormal {
+        /// The median delay.
+        median: Duration,
+        /// The spread of the underlying normal (0.5 is typical).
+        sigma: f64,
+    },
+}
+
+impl Latency {
+    /// The delay for two independent uniform draws in `[0, 1)`.
+    pub fn sample(&self, roll: f64, second_roll: f64) -> Duration {
+        match *self {
+            Latency::Fixed(delay) => delay,
+            Latency::Uniform { min, max } => min + (max.saturating_sub(min)).mul_f64(roll),
+            Latency::LogNormal { median, sigma } => {
+                // Box-Muller: one standard normal variate from two uniform draws.
+                let normal = (-2.0 * (1.0 - roll).ln()).sqrt()
+                    * (2.0 * std::f64::consts::PI * second_roll).cos();
+                let factor = (sigma * normal).exp();
+                Duration::try_from_secs_f64(median.as_secs_f64() * factor)
+                    .unwrap_or(Duration::from_secs(3600))
+                    .min(Duration::from_secs(3600))
+            }
+        }
+    }
+}
+
+/// What goes wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Answer this HTTP status with the provider's own error body; `Retry-After` if given.
+    Respond {
+        /// 429, 500, 502, 503, ...
+        status: u16,
+        /// Seconds, sent as `Retry-After` (and `X-RateLimit-Retry-After` on Fansly).
+        retry_after: Option<u32>,
+    },
+    /// Answer normally, after a delay.
+    Delay(Latency),
+    /// Close the connection without answering.
+    Drop,
+    /// Answer 200 with an empty body.
+    Empty,
+    /// Answer the normal status with the JSON cut in half.
+    Malformed,
+    /// Promise the whole body in `Content-Length`, send half, and close.
+    Truncate,
+    /// Send the normal body a few bytes at a time.
+    Dribble {
+        /// Bytes per chunk.
+        chunk_bytes: usize,
+        /// Pause between chunks.
+        every: Duration,
+    },
+}
+
+/// One fault and what it is aimed at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    /// Which requests.
+    pub route: Route,
+    /// Which numbers (1-based: the job's n-th poll, or the scenario's n-th upload); empty is all.
+    pub nth: Vec<u32>,
+    /// Chance that a matching request is hit, 0–1.
+    pub probability: f64,
+    /// What happens.
+    pub action: Action,
+}
+
+/// A named timeline-and-faults bundle.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// Its name (the file stem for files).
+    pub name: String,
+    /// What it reproduces, for listings.
+    pub description: String,
+    /// The job lifecycle; the provider's fixture timeline when absent.
+    pub timeline: Option<Timeline>,
+    /// Outcomes by upload attempt within the scenario: the n-th upload takes the n-th (the last
+    /// one repeats). Empty keeps the timeline's outcome.
+    pub attempts: Vec<Outcome>,
+    /// How long links live after completion; the provider's when absent.
+    pub link_ttl: Option<Duration>,
+    /// Faults, checked in order; the first that hits wins.
+    pub faults: Vec<Fault>,
+}
+
+/// Why a scenario could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("cannot read scenario {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The YAML does not match the format; the message names the field, line and column.
+    #[error("invalid scenario {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_norway::Error,
+    },
+    /// The timeline's steps cannot all be reached.
+    #[error("invalid scenario {path}: timeline: {source}")]
+    Timeline {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: TimelineError,
+    },
+    /// A value the format allows but the meaning does not.
+    #[error("invalid scenario {path}: faults[{fault_idx}]: {problem}")]
+    Fault {
+        /// The file.
+        path: PathBuf,
+        /// Zero-based index of the fault.
+        fault_idx: usize,
+        /// What is wrong.
+        problem: &'static str,
+    },
+    /// Neither a built-in name nor a readable file.
+    #[error("unknown scenario {name:?}; built-in: {}", known.join(", "))]
+    Unknown {
+        /// What was asked for.
+        name: String,
+        /// The built-in names.
+        known: Vec<&'static str>,
+    },
+}
+
+impl Scenario {
+    /// The scenario with no faults and the provider's own timeline.
+    pub fn happy() -> Arc<Self> {
+        Arc::new(Self {
+            name: "happy".into(),
+            description: "Completes on the provider's default timeline.".into(),
+            timeline: None,
+            attempts: Vec::new(),
+            link_ttl: None,
+            faults: Vec::new(),
+        })
+    }
+
+    /// A built-in scenario by name, or a scenario file by path.
+    pub fn resolve(name_or_path: &str) -> Result<Arc<Self>, ScenarioError> {
+        if let Some((name, text)) = BUILT_IN.iter().find(|(name, _)| *name == name_or_path) {
+            let path = PathBuf::from(format!("fixtures/scenarios/{name}.yaml"));
+            return Self::parse(name, text, &path).map(Arc::new);
+        }
+        let path = Path::new(name_or_path);
+        if path
+            .extension()
+            .is_some_and(|ext| ext == "yaml" || ext == "yml")
+            || path.exists()
+        {
+            return Self::from_file(path).map(Arc::new);
+        }
+        Err(ScenarioError::Unknown {
+            name: name_or_path.to_owned(),
+            known: BUILT_IN.iter().map(|(name, _)| *name).collect(),
+        })
+    }
+
+    /// Reads a scenario file; its name is the file stem.
+    pub fn from_file(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let name = path.file_stem().map_or_else(
+            || "scenario".to_owned(),
+            |stem| stem.to_string_lossy().into_owned(),
+        );
+        Self::parse(&name, &text, path)
+    }
+
+    /// Parses scenario YAML; `path` is only used in errors.
+    pub fn parse(name: &str, text: &str, path: &Path) -> Result<Self, ScenarioError> {
+        let file: ScenarioFile =
+            serde_norway::from_str(text).map_err(|source| ScenarioError::Parse {
+                path: path.to_owned(),
+                source,
+            })?;
+        let timeline = file
+            .timeline
+            .map(TimelineSpec::into_timeline)
+            .transpose()
+            .map_err(|source| ScenarioError::Timeline {
+                path: path.to_owned(),
+                source,
+            })?;
+        let mut faults = Vec::with_capacity(file.faults.len());
+        for (fault_idx, fault) in file.faults.into_iter().enumerate() {
+            let problem = |problem| ScenarioError::Fault {
+                path: path.to_owned(),
+                fault_idx,
+                problem,
+            };
+            if !(0.0..=1.0).contains(&fault.probability) {
+                return Err(problem("probability must be between 0 and 1"));
+            }
+            if fault.nth.contains(&0) {
+                return Err(problem("nth counts from 1"));
+            }
+            let action = match fault.action {
+                ActionFile::Respond {
+                    status,
+                    retry_after,
+                } => {
+                    if !(400..=599).contains(&status) {
+                        return Err(problem("respond.status must be a 4xx or 5xx"));
+                    }
+                    Action::Respond {
+                        status,
+                        retry_after,
+                    }
+                }
+                ActionFile::Latency(latency) => Action::Delay(match latency {
+                    LatencyFile::Fixed(delay) => Latency::Fixed(delay.0),
+                    LatencyFile::Uniform { min, max } => {
+                        if max.0 < min.0 {
+                            return Err(problem("latency.uniform.max is below min"));
+                        }
+                        Latency::Uniform {
+                            min: min.0,
+                            max: max.0,
+                        }
+                    }
+                    LatencyFile::Lognormal { median, sigma } => {
+                        if !(0.0..=5.0).contains(&sigma) {
+                            return Err(problem("latency.lognormal.sigma must be between 0 and 5"));
+                        }
+                        Latency::LogNormal {
+                            median: median.0,
+                            sigma,
+                        }
+                    }
+                }),
+                ActionFile::Drop {} => Action::Drop,
+                ActionFile::Empty {} => Action::Empty,
+                ActionFile::Malformed {} => Action::Malformed,
+                ActionFile::Truncate {} => Action::Truncate,
+                ActionFile::Dribble { chunk_bytes, every } => {
+                    if chunk_bytes == 0 {
+                        return Err(problem("dribble.chunk_bytes must be at least 1"));
+                    }
+                    Action::Dribble {
+                        chunk_bytes,
+                        every: every.0,
+                    }
+                }
+            };
+            faults.push(Fault {
+                route: fault.on,
+                nth: fault.nth,
+                probability: fault.probability,
+                action,
+            });
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            description: file.description,
+            timeline,
+            attempts: file
+                .attempts
+                .into_iter()
+                .map(|attempt| attempt.into_outcome())
+                .collect(),
+            link_ttl: file.link_ttl.map(|ttl| ttl.0),
+            faults,
+        })
+    }
+
+    /// The outcome of the scenario's `attempt`-th upload (1-based), if attempts are scripted.
+    pub fn outcome_for_attempt(&self, attempt: u32) -> Option<&Outcome> {
+        let idx = usize::try_from(attempt.max(1) - 1).unwrap_or(usize::MAX);
+        self.attempts.get(idx).or_else(|| self.attempts.last())
+    }
+
+    /// The first fault that hits the `nth` request on `route`, given the server `seed` and a
+    /// `subject` naming what is aimed at (the job id for polls, the scenario for uploads).
+    pub fn fault_for(&self, route: Route, nth: u32, seed: u64, subject: &str) -> Option<&Action> {
+        self.faults
+            .iter()
+            .enumerate()
+            .find_map(|(fault_idx, fault)| {
+                let aimed =
+                    fault.route == route && (fault.nth.is_empty() || fault.nth.contains(&nth));
+                let hits = aimed
+                    && (fault.probability >= 1.0
+                        || roll(seed, subject, route, nth, fault_idx, 0) < fault.probability);
+                hits.then_some(&fault.action)
+            })
+    }
+}
+
+/// A deterministic draw in `[0, 1)` from what a request is: the same inputs always give the same
+/// number, whatever else the server is doing.
+pub fn roll(seed: u64, subject: &str, route: Route, nth: u32, fault_idx: usize, draw: u8) -> f64 {
+    let mut hasher = Sha256::new();
+    hasher.update(seed.to_be_bytes());
+    hasher.update(subject.as_bytes());
+    hasher.update([route as u8, draw]);
+    hasher.update(nth.to_be_bytes());
+    hasher.update(fault_idx.to_be_bytes());
+    let digest = hasher.finalize();
+    let mut top = [0u8; 8];
+    top.copy_from_slice(&digest[..8]);
+    // 53 random bits make every f64 in [0, 1) reachable at uniform spacing.
+    (u64::from_be_bytes(top) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+// The file format: private, and converted to the types above on load.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    timeline: Option<TimelineSpec>,
+    #[serde(default)]
+    attempts: Vec<AttemptFile>,
+    #[serde(default)]
+    link_ttl: Option<HumanDuration>,
+    #[serde(default)]
+    faults: Vec<FaultFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttemptFile {
+    #[serde(with = "serde_norway::with::singleton_map")]
+    outcome: crate::fixture::OutcomeSpec,
+}
+
+impl AttemptFile {
+    fn into_outcome(self) -> Outcome {
+        self.outcome.into_outcome()
+    }
+}
+
+// `deny_unknown_fields` does not combine with `flatten`; an unknown key fails as an unknown action.
+#[derive(Deserialize)]
+struct FaultFile {
+    on: Route,
+    #[serde(default)]
+    nth: Vec<u32>,
+    #[serde(default = "always")]
+    probability: f64,
+    #[serde(flatten)]
+    action: ActionFile,
+}
+
+fn always() -> f64 {
+    1.0
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+enum ActionFile {
+    Respond {
+        status: u16,
+        #[serde(default)]
+        retry_after: Option<u32>,
+    },
+    Latency(LatencyFile),
+    Drop {},
+    Empty {},
+    Malformed {},
+    Truncate {},
+    Dribble {
+        chunk_bytes: usize,
+        every: HumanDuration,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+enum LatencyFile {
+    Fixed(HumanDuration),
+    Uniform {
+        min: HumanDuration,
+        max: HumanDuration,
+    },
+    Lognormal {
+        median: HumanDuration,
+        sigma: f64,
+    },
+}
+
+/// A humantime string ("250ms", "5h") in YAML.
+#[derive(Deserialize, Clone, Copy)]
+#[serde(transparent)]
+struct HumanDuration(#[serde(with = "humantime_serde")] Duration);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_built_in_parses() {
+        for (name, _) in BUILT_IN {
+            let scenario = Scenario::resolve(name).unwrap();
+            assert_eq!(scenario.name, *name);
+            assert!(
+                !scenario.description.is_empty(),
+                "{name} has no description"
+            );
+        }
+    }
+
+    #[test]
+    fn faults_hit_only_the_aimed_poll() {
+        let scenario = Scenario::resolve("rate-limited").unwrap();
+        assert_eq!(scenario.fault_for(Route::Status, 1, 0, "job"), None);
+        assert!(matches!(
+            scenario.fault_for(Route::Status, 2, 0, "job"),
+            Some(Action::Respond {
+                status: 429,
+                retry_after: Some(_)
+            })
+        ));
+        assert_eq!(scenario.fault_for(Route::Upload, 2, 0, "job"), None);
+    }
+
+    #[test]
+    fn probability_is_a_pure_function_of_seed_and_subject() {
+        let text = "description: d\nfaults:\n  - on: status\n    probability: 0.5\n    drop: {}\n";
+        let scenario = Scenario::parse("p", text, Path::new("p.yaml")).unwrap();
+        let hits = |seed| {
+            (1..=200)
+                .map(|nth| {
+                    scenario
+                        .fault_for(Route::Status, nth, seed, "job-1")
+                        .is_some()
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(hits(7), hits(7));
+        assert_ne!(hits(7), hits(8));
+        let n_hits = hits(7).into_iter().filter(|hit| *hit).count();
+        assert!((60..140).contains(&n_hits), "{n_hits} of 200 at p = 0.5");
+    }
+
+    #[test]
+    fn lognormal_latency_centres_on_its_median() {
+        let latency = Latency::LogNormal {
+            median: Duration::from_millis(100),
+            sigma: 0.5,
+        };
+        let mut samples: Vec<Duration> = (0..1_001)
+            .map(|nth| {
+                latency.sample(
+                    roll(1, "s", Route::Status, nth, 0, 0),
+                    roll(1, "s", Route::Status, nth, 0, 1),
+                )
+            })
+            .collect();
+        samples.sort();
+        let median = samples[500].as_millis();
+        assert!((85..=115).contains(&median), "median {median} ms");
+    }
+
+    #[test]
+    fn a_bad_fault_is_named_with_its_file_and_index() {
+        let text = "description: d\nfaults:\n  - on: status\n    respond: { status: 200 }\n";
+        let err = Scenario::parse("x", text, Path::new("fixtures/scenarios/x.yaml")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid scenario fixtures/scenarios/x.yaml: faults[0]: respond.status must be a 4xx or 5xx"
+        );
+        let text = "description: d\nfaults:\n  - on: status\n    explode: {}\n";
+        let err = Scenario::parse("x", text, Path::new("x.yaml")).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("x.yaml") && message.contains("line"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn unknown_names_list_the_built_ins() {
+        let err = Scenario::resolve("slow-fail").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("unknown scenario \"slow-fail\"; built-in: happy, slow")
+        );
+    }
+
+    #[test]
+    fn attempts_repeat_their_last_outcome() {
+        let scenario = Scenario::resolve("fail-then-succeed-on-retry").unwrap();
+        assert!(matches!(
+            scenario.outcome_for_attempt(1),
+            Some(Outcome::Failed { .. })
+        ));
+        assert_eq!(scenario.outcome_for_attempt(2), Some(&Outcome::Completed));
+        assert_eq!(scenario.outcome_for_attempt(9), Some(&Outcome::Completed));
+    }
+}
