@@ -8,6 +8,8 @@
 //! - `GET /__admin/clock`: the current time and whether it is manual.
 //! - `POST /__admin/clock/advance` with `{"seconds": N}` or `{"by": "5h 1s"}`: moves a manual clock.
 //! - `GET /__admin/jobs`: every job with the state a poll would see now.
+//! - `GET /__admin/scenarios`: the built-in scenarios and the current default.
+//! - `PUT /__admin/scenario` with `{"name": "rate-limited"}`: the default for later uploads.
 //! - `GET /__admin/specs/{fansly.yaml|onlyfans.yaml|upstream/onlyfans-status.yaml}`: the specs served.
 
 use std::time::{Duration, SystemTime};
@@ -90,6 +92,8 @@ pub(crate) async fn handle(app: &App, req: Request<Incoming>, segments: &[&str])
         (&Method::GET, ["clock"]) => clock_body(app, app.clock.now()),
         (&Method::POST, ["clock", "advance"]) => advance(app, req).await,
         (&Method::GET, ["jobs"]) => jobs(app),
+        (&Method::GET, ["scenarios"]) => scenarios(app),
+        (&Method::PUT, ["scenario"]) => set_scenario(app, req).await,
         (&Method::GET, ["specs", name @ ..]) => {
             let name = name.join("/");
             match Document::ALL.iter().find(|doc| doc.file_name() == name) {
@@ -127,29 +131,84 @@ fn clock_body(app: &App, now: SystemTime) -> Response<Body> {
     )
 }
 
-async fn advance(app: &App, req: Request<Incoming>) -> Response<Body> {
+/// Reads a small JSON body, or the error response to send instead.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+) -> Result<T, Response<Body>> {
     let bytes = match Limited::new(req.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
     {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
-            return error(
+            return Err(error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
                 format!("admin bodies are limited to {MAX_BODY_BYTES} bytes"),
-            );
+            ));
         }
     };
-    let body: AdvanceBody = match serde_json::from_slice(&bytes) {
+    serde_json::from_slice(&bytes).map_err(|err| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("invalid body: {err}"),
+        )
+    })
+}
+
+#[derive(Serialize)]
+struct ScenarioBody {
+    name: String,
+    description: String,
+    is_default: bool,
+}
+
+fn scenarios(app: &App) -> Response<Body> {
+    let default = app.scenarios.default_scenario();
+    let mut rows: Vec<ScenarioBody> = crate::scenario::BUILT_IN
+        .iter()
+        .filter_map(|(name, _)| app.scenarios.by_name(name).ok())
+        .map(|scenario| ScenarioBody {
+            is_default: scenario.name == default.name,
+            name: scenario.name.clone(),
+            description: scenario.description.clone(),
+        })
+        .collect();
+    if !rows.iter().any(|row| row.is_default) {
+        rows.push(ScenarioBody {
+            name: default.name.clone(),
+            description: default.description.clone(),
+            is_default: true,
+        });
+    }
+    json(StatusCode::OK, &serde_json::json!({ "scenarios": rows }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetScenarioBody {
+    name: String,
+}
+
+async fn set_scenario(app: &App, req: Request<Incoming>) -> Response<Body> {
+    let body: SetScenarioBody = match read_json(req).await {
         Ok(body) => body,
-        Err(err) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
-                format!("invalid body: {err}"),
-            );
+        Err(response) => return response,
+    };
+    match app.scenarios.by_name(&body.name) {
+        Ok(scenario) => {
+            app.scenarios.set_default(scenario);
+            scenarios(app)
         }
+        Err(err) => error(StatusCode::NOT_FOUND, "unknown_scenario", err.to_string()),
+    }
+}
+
+async fn advance(app: &App, req: Request<Incoming>) -> Response<Body> {
+    let body: AdvanceBody = match read_json(req).await {
+        Ok(body) => body,
+        Err(response) => return response,
     };
     let by = match (body.seconds, body.by) {
         (Some(seconds), None) => match Duration::try_from_secs_f64(seconds) {

@@ -1,9 +1,11 @@
 //! The handles every request handler needs, built once per server.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::clock::Clock;
 use crate::fixture::Fixtures;
+use crate::scenario::{self, Scenario, ScenarioError};
 use crate::signing::SigningKey;
 use crate::store::Store;
 use crate::upload::Limits;
@@ -19,6 +21,10 @@ pub(crate) struct App {
     pub(crate) key: SigningKey,
     /// Jobs, media, rate windows, credits.
     pub(crate) store: Store,
+    /// The one seed behind ids and probabilistic faults.
+    pub(crate) seed: u64,
+    /// The server's default scenario and the ones requests may name.
+    pub(crate) scenarios: Scenarios,
     /// Where uploads are written.
     pub(crate) storage_dir: PathBuf,
     /// Upload size limits.
@@ -29,4 +35,55 @@ pub(crate) struct App {
     pub(crate) public_url: Option<String>,
     /// The directory `file://` URLs may read from.
     pub(crate) media_root: Option<PathBuf>,
+}
+
+/// The scenarios a request may pick by name, and the default for those that pick none.
+#[derive(Debug)]
+pub(crate) struct Scenarios {
+    default: Mutex<Arc<Scenario>>,
+}
+
+impl Scenarios {
+    pub(crate) fn new(default: Arc<Scenario>) -> Self {
+        Self {
+            default: Mutex::new(default),
+        }
+    }
+
+    /// The scenario uploads follow when they name none.
+    pub(crate) fn default_scenario(&self) -> Arc<Scenario> {
+        Arc::clone(&self.default.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Makes `scenario` the default for later uploads.
+    pub(crate) fn set_default(&self, scenario: Arc<Scenario>) {
+        *self.default.lock().unwrap_or_else(PoisonError::into_inner) = scenario;
+    }
+
+    /// The scenario an upload follows: the one its `X-Mock-Scenario` header names, else the default.
+    pub(crate) fn for_upload(&self, header: Option<&str>) -> Result<Arc<Scenario>, ScenarioError> {
+        match header.map(str::trim).filter(|name| !name.is_empty()) {
+            Some(name) => self.by_name(name),
+            None => Ok(self.default_scenario()),
+        }
+    }
+
+    /// A scenario by name: the current default's own name, or a built-in. Never a path: a request
+    /// header must not make the server read files.
+    pub(crate) fn by_name(&self, name: &str) -> Result<Arc<Scenario>, ScenarioError> {
+        let default = self.default_scenario();
+        if default.name == name {
+            return Ok(default);
+        }
+        if scenario::BUILT_IN
+            .iter()
+            .any(|(built_in, _)| *built_in == name)
+        {
+            return Scenario::resolve(name);
+        }
+        Err(ScenarioError::Unknown {
+            name: name.to_owned(),
+            known: scenario::BUILT_IN.iter().map(|(name, _)| *name).collect(),
+        })
+    }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt as _, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::App;
+use crate::scenario::Action;
 use crate::upload::{self, Form, UploadError};
 use crate::{admin, cdn, provider};
 
@@ -117,7 +118,7 @@ pub(crate) async fn serve(
                 let app = Arc::clone(&app);
                 let service = service_fn(move |req| {
                     let app = Arc::clone(&app);
-                    async move { Ok::<_, Infallible>(handle(app, req, local).await) }
+                    async move { inject(handle(app, req, local).await).await }
                 });
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -161,6 +162,99 @@ async fn handle(app: Arc<App>, req: Request<Incoming>, local: SocketAddr) -> Res
     };
     tracing::info!(%method, %path, status = response.status().as_u16(), "request");
     response
+}
+
+/// A fault the provider chose for this response, carried out here where the connection is.
+#[derive(Debug, Clone)]
+pub(crate) struct Injected(pub(crate) Action);
+
+/// Why a connection was closed without an answer: a `drop` fault.
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped by a fault")]
+pub(crate) struct Dropped;
+
+/// Carries out the [`Injected`] fault a handler attached to its response, if any.
+///
+/// A delay is a timer on this task, not a thread: thousands of delayed answers cost their futures.
+async fn inject(mut response: Response<Body>) -> Result<Response<Body>, Dropped> {
+    let Some(Injected(action)) = response.extensions_mut().remove::<Injected>() else {
+        return Ok(response);
+    };
+    match action {
+        Action::Respond { .. } => Ok(response),
+        Action::Delay(latency) => {
+            // `Scenario::fault_for` has already drawn the delay; a fixed latency returns it as is.
+            tokio::time::sleep(latency.sample(0.5, 0.5)).await;
+            Ok(response)
+        }
+        Action::Drop => Err(Dropped),
+        Action::Empty => {
+            let (mut parts, _) = response.into_parts();
+            parts.headers.remove(header::CONTENT_LENGTH);
+            parts.headers.remove(header::CONTENT_TYPE);
+            Ok(Response::from_parts(parts, full(Bytes::new())))
+        }
+        Action::Malformed => {
+            let (parts, body) = response.into_parts();
+            let bytes = collect(body).await;
+            Ok(Response::from_parts(
+                parts,
+                full(bytes.slice(..bytes.len() / 2)),
+            ))
+        }
+        Action::Truncate => {
+            let (mut parts, body) = response.into_parts();
+            let bytes = collect(body).await;
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+            let half = bytes.slice(..bytes.len() / 2);
+            let chunks = futures_util::stream::iter([
+                Ok(hyper::body::Frame::data(half)),
+                Err(std::io::Error::other("body cut short by a fault")),
+            ]);
+            Ok(Response::from_parts(
+                parts,
+                BodyExt::boxed(http_body_util::StreamBody::new(chunks)),
+            ))
+        }
+        Action::Dribble { chunk_bytes, every } => {
+            let (mut parts, body) = response.into_parts();
+            let bytes = collect(body).await;
+            parts.headers.remove(header::CONTENT_LENGTH);
+            let chunks: Vec<Bytes> = bytes
+                .chunks(chunk_bytes)
+                .map(Bytes::copy_from_slice)
+                .collect();
+            let dribble = futures_util::stream::iter(chunks).then(move |chunk| async move {
+                tokio::time::sleep(every).await;
+                Ok::<_, std::io::Error>(hyper::body::Frame::data(chunk))
+            });
+            Ok(Response::from_parts(
+                parts,
+                BodyExt::boxed(http_body_util::StreamBody::new(dribble)),
+            ))
+        }
+    }
+}
+
+/// Attaches a connection-level fault (anything but `Respond`, which providers render) to a response.
+pub(crate) fn with_fault(mut response: Response<Body>, fault: Option<Action>) -> Response<Body> {
+    if let Some(action) = fault.filter(|action| !matches!(action, Action::Respond { .. })) {
+        response.extensions_mut().insert(Injected(action));
+    }
+    response
+}
+
+/// The header that picks an upload's scenario.
+pub(crate) const SCENARIO_HEADER: &str = "x-mock-scenario";
+
+/// An in-memory body's bytes (fault bodies are small JSON).
+async fn collect(body: Body) -> Bytes {
+    body.collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .unwrap_or_default()
 }
 
 /// The request body as a stream of chunks.

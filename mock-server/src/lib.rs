@@ -59,6 +59,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::fixture::Fixtures;
 pub use crate::provider::Provider;
+use crate::scenario::Scenario;
 use crate::signing::SigningKey;
 
 /// The OnlyFansAPI limit: 100 MB, as Laravel's `max:102400` (kilobytes) counts it.
@@ -100,7 +101,8 @@ pub struct Builder {
     public_url: Option<String>,
     media_root: Option<PathBuf>,
     storage_dir: Option<PathBuf>,
-    nonce: Option<[u8; 16]>,
+    seed: Option<u64>,
+    scenario: Option<Arc<Scenario>>,
 }
 
 impl Default for Builder {
@@ -115,7 +117,8 @@ impl Default for Builder {
             public_url: None,
             media_root: None,
             storage_dir: None,
-            nonce: None,
+            seed: None,
+            scenario: None,
         }
     }
 }
@@ -176,11 +179,17 @@ impl Builder {
         self
     }
 
-    /// Seeds every derived id, so two runs hand out the same ids; random by default.
-    pub fn id_seed(mut self, seed: u64) -> Self {
-        let mut nonce = [0u8; 16];
-        nonce[..8].copy_from_slice(&seed.to_be_bytes());
-        self.nonce = Some(nonce);
+    /// The one seed behind every id and every probabilistic fault, so a run can be replayed
+    /// exactly; random (and logged) by default.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// The scenario uploads follow unless a request names another with `X-Mock-Scenario`;
+    /// `happy` (the fixtures' timelines, no faults) by default.
+    pub fn scenario(mut self, scenario: Arc<Scenario>) -> Self {
+        self.scenario = Some(scenario);
         self
     }
 
@@ -214,19 +223,26 @@ impl Builder {
             Some(key) => key,
             None => SigningKey::random(DEFAULT_KEY_PAIR_ID).map_err(StartError::Random)?,
         };
-        let nonce = match self.nonce {
-            Some(nonce) => nonce,
+        let seed = match self.seed {
+            Some(seed) => seed,
             None => {
-                let mut nonce = [0u8; 16];
-                getrandom::fill(&mut nonce).map_err(StartError::Random)?;
-                nonce
+                let mut bytes = [0u8; 8];
+                getrandom::fill(&mut bytes).map_err(StartError::Random)?;
+                let seed = u64::from_be_bytes(bytes);
+                tracing::info!(seed, "random seed; pass it as --seed to replay this run");
+                seed
             }
         };
+        let mut nonce = [0u8; 16];
+        nonce[..8].copy_from_slice(&seed.to_be_bytes());
+        let default_scenario = self.scenario.unwrap_or_else(Scenario::happy);
         let app = Arc::new(app::App {
             clock: self.clock.clone(),
             fixtures: self.fixtures.unwrap_or_else(Fixtures::embedded),
             key,
             store: store::Store::new(nonce),
+            seed,
+            scenarios: app::Scenarios::new(default_scenario),
             storage_dir: storage_dir.clone(),
             limits: upload::Limits {
                 max_file_bytes: self.max_upload_bytes,

@@ -8,6 +8,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
 use mock_server::clock::{Clock, saturating_add};
 use mock_server::fixture::{Fixtures, repo_media_dir};
+use mock_server::scenario::Scenario;
 use mock_server::signing::SigningKey;
 use mock_server::{DEFAULT_KEY_PAIR_ID, DEFAULT_MAX_UPLOAD_BYTES, MockServer};
 
@@ -50,6 +51,14 @@ struct Args {
     /// Time every async job spends processing before its outcome (overrides the fixtures', e.g. `10s`).
     #[arg(long, env = "MOCK_PROCESSING_TIME", value_parser = humantime::parse_duration)]
     processing_time: Option<Duration>,
+
+    /// Scenario for uploads that name none: a built-in name (`rate-limited`, ...) or a YAML file.
+    #[arg(long, env = "MOCK_SCENARIO")]
+    scenario: Option<String>,
+
+    /// The one seed behind ids and probabilistic faults (default: random, logged at start).
+    #[arg(long, env = "MOCK_SEED")]
+    seed: Option<u64>,
 
     /// Largest upload accepted, in bytes.
     #[arg(long, env = "MOCK_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
@@ -115,6 +124,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         fixtures.onlyfans.timeline = fixtures.onlyfans.timeline.retimed(queued, processing);
     }
     builder = builder.fixtures(fixtures);
+    if let Some(scenario) = &args.scenario {
+        builder = builder.scenario(Scenario::resolve(scenario)?);
+    }
+    if let Some(seed) = args.seed {
+        builder = builder.seed(seed);
+    }
     for key in args.api_keys.into_iter().filter(|key| !key.is_empty()) {
         builder = builder.api_key(key);
     }

@@ -375,7 +375,8 @@ impl Scenario {
 
     /// The first fault that hits the `nth` request on `route`, given the server `seed` and a
     /// `subject` naming what is aimed at (the job id for polls, the scenario for uploads).
-    pub fn fault_for(&self, route: Route, nth: u32, seed: u64, subject: &str) -> Option<&Action> {
+    /// A latency is drawn here, so the action returned is a fixed delay.
+    pub fn fault_for(&self, route: Route, nth: u32, seed: u64, subject: &str) -> Option<Action> {
         self.faults
             .iter()
             .enumerate()
@@ -385,7 +386,13 @@ impl Scenario {
                 let hits = aimed
                     && (fault.probability >= 1.0
                         || roll(seed, subject, route, nth, fault_idx, 0) < fault.probability);
-                hits.then_some(&fault.action)
+                hits.then(|| match &fault.action {
+                    Action::Delay(latency) => Action::Delay(Latency::Fixed(latency.sample(
+                        roll(seed, subject, route, nth, fault_idx, 1),
+                        roll(seed, subject, route, nth, fault_idx, 2),
+                    ))),
+                    other => other.clone(),
+                })
             })
     }
 }

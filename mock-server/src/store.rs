@@ -17,6 +17,7 @@ use crate::clock::saturating_add;
 use crate::job::{JobState, Timeline};
 use crate::media::MediaInfo;
 use crate::provider::Provider;
+use crate::scenario::Scenario;
 use crate::upload::Received;
 
 impl From<Received> for StoredMedia {
@@ -85,6 +86,8 @@ pub(crate) struct Job {
     pub(crate) media: Option<Arc<StoredMedia>>,
     /// Credits charged for it (OnlyFans).
     pub(crate) credits_used: u64,
+    /// The scenario it follows: its faults aim at this job's polls.
+    pub(crate) scenario: Arc<Scenario>,
 }
 
 /// What one poll saw, copied out so the lock can be released before rendering.
@@ -108,6 +111,10 @@ pub(crate) struct Polled {
     pub(crate) credits_used: u64,
     /// When the upload arrived.
     pub(crate) created_at: SystemTime,
+    /// This poll's number within the job, from 1.
+    pub(crate) poll_number: u32,
+    /// The scenario the job follows.
+    pub(crate) scenario: Arc<Scenario>,
 }
 
 /// What a new job needs.
@@ -127,6 +134,8 @@ pub(crate) struct NewJob {
     pub(crate) credits_used: u64,
     /// The API key to charge them to.
     pub(crate) api_key: String,
+    /// The scenario it follows.
+    pub(crate) scenario: Arc<Scenario>,
 }
 
 /// The shared state.
@@ -148,6 +157,8 @@ struct Inner {
     windows: HashMap<(Provider, String), VecDeque<SystemTime>>,
     /// API key → credits charged.
     credits: HashMap<String, u64>,
+    /// Scenario name → uploads made under it.
+    attempts: HashMap<String, u32>,
 }
 
 impl Store {
@@ -223,6 +234,7 @@ impl Store {
                 finished_at: None,
                 media: job.media,
                 credits_used: job.credits_used,
+                scenario: job.scenario,
             },
         );
     }
@@ -252,6 +264,8 @@ impl Store {
         }
         job.n_polls = job.n_polls.saturating_add(1);
         Some(Polled {
+            poll_number: job.n_polls,
+            scenario: Arc::clone(&job.scenario),
             seq: job.seq,
             id: job.id.clone(),
             account: job.account.clone(),
@@ -280,6 +294,15 @@ impl Store {
         }
         window.push_back(now);
         u32::try_from(window.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Counts an upload under `scenario` and returns its number, from 1: the n-th upload is what
+    /// upload faults and scripted attempts aim at.
+    pub(crate) fn next_attempt(&self, scenario: &str) -> u32 {
+        let mut inner = self.lock();
+        let count = inner.attempts.entry(scenario.to_owned()).or_default();
+        *count = count.saturating_add(1);
+        *count
     }
 
     /// Credits charged so far to `key`.

@@ -34,7 +34,7 @@ pub(crate) async fn spawn_with(builder: mock_server::Builder) -> TestServer {
     let clock = Clock::manual(UNIX_EPOCH + Duration::from_secs(START_UNIX));
     let server = builder
         .clock(clock.clone())
-        .id_seed(7)
+        .seed(7)
         .signing_key(SigningKey::new([42; 32], "K2MOCKSERVERKEYPAIR"))
         .media_root(repo_media_dir())
         .start()

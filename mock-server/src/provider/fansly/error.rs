@@ -34,6 +34,13 @@ pub(crate) enum ApiError {
     RouteNotFound { method: String, path: String },
     /// Storage failed; details are logged.
     Internal,
+    /// A scenario's fault: this status, in the provider's envelope.
+    Injected {
+        status: u16,
+        retry_after: Option<u32>,
+    },
+    /// `X-Mock-Scenario` names no scenario (a test-setup mistake, answered in the provider's shape).
+    UnknownScenario(crate::scenario::ScenarioError),
 }
 
 impl From<UploadError> for ApiError {
@@ -57,6 +64,7 @@ impl From<UploadError> for ApiError {
 impl ApiError {
     /// The response for this error, stamped with `timestamp`.
     pub(crate) fn into_response(self, timestamp: String) -> Response<Body> {
+        let mut retry_after_secs = None;
         let (status, message): (StatusCode, std::borrow::Cow<'static, str>) = match self {
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
@@ -90,8 +98,29 @@ impl ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Internal server error".into(),
             ),
+            ApiError::Injected {
+                status,
+                retry_after,
+            } => {
+                retry_after_secs = retry_after;
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let message = match status.as_u16() {
+                    429 => "Rate limit exceeded. Please wait before making more requests.",
+                    500 => "Internal server error",
+                    _ => status.canonical_reason().unwrap_or("Error"),
+                };
+                (status, message.into())
+            }
+            ApiError::UnknownScenario(err) => (StatusCode::BAD_REQUEST, err.to_string().into()),
         };
-        error_response(status, &message, timestamp)
+        let mut response = error_response(status, &message, timestamp);
+        if let Some(seconds) = retry_after_secs {
+            let headers = response.headers_mut();
+            headers.insert(http::header::RETRY_AFTER, seconds.into());
+            headers.insert("x-ratelimit-retry-after", seconds.into());
+        }
+        response
     }
 }
 

@@ -17,11 +17,12 @@ use hyper::body::Incoming;
 use self::error::ApiError;
 use crate::app::App;
 use crate::clock::{iso_millis, saturating_add, unix_secs};
-use crate::http::{Body, RequestCtx, header_text, json};
+use crate::http::{Body, RequestCtx, SCENARIO_HEADER, header_text, json, with_fault};
 use crate::job::JobState;
 use crate::job::{Outcome, Phase};
 use crate::media::{MediaKind, scale_to_short_side};
 use crate::provider::{Provider, is_key_accepted, redact_key};
+use crate::scenario::{Action, Route};
 use crate::signing::{self, Form};
 use crate::store::{Destination, NewJob, Polled, StoredMedia};
 
@@ -101,6 +102,22 @@ async fn upload(
     account: &str,
     now: SystemTime,
 ) -> Result<Response<Body>, ApiError> {
+    let scenario = app
+        .scenarios
+        .for_upload(header_text(&req, SCENARIO_HEADER))
+        .map_err(ApiError::UnknownScenario)?;
+    let attempt = app.store.next_attempt(&scenario.name);
+    let fault = scenario.fault_for(Route::Upload, attempt, app.seed, &scenario.name);
+    if let Some(Action::Respond {
+        status,
+        retry_after,
+    }) = fault
+    {
+        return Err(ApiError::Injected {
+            status,
+            retry_after,
+        });
+    }
     let form = crate::http::read_form(app, req, "file").await?;
     if form
         .field("formInputs")
@@ -115,13 +132,18 @@ async fn upload(
     // The upload took time to arrive; the job starts when it is complete.
     let now = app.clock.now().max(now);
     let fixture = &app.fixtures.fansly;
+    let mut timeline = scenario
+        .timeline
+        .clone()
+        .unwrap_or_else(|| fixture.timeline.clone());
+    if let Some(outcome) = scenario.outcome_for_attempt(attempt) {
+        timeline = timeline.with_outcome(outcome.clone());
+    }
     let timeline = match file.info.kind {
-        MediaKind::Image | MediaKind::Gif | MediaKind::Video => fixture.timeline.clone(),
-        MediaKind::Audio | MediaKind::Unsupported => {
-            fixture.timeline.clone().with_outcome(Outcome::Failed {
-                reason: format!("Unsupported media type: {}", file.info.mimetype).into(),
-            })
-        }
+        MediaKind::Image | MediaKind::Gif | MediaKind::Video => timeline,
+        MediaKind::Audio | MediaKind::Unsupported => timeline.with_outcome(Outcome::Failed {
+            reason: format!("Unsupported media type: {}", file.info.mimetype).into(),
+        }),
     };
     let seq = app.store.next_seq(Provider::Fansly);
     let ids = Ids::new(seq);
@@ -141,11 +163,12 @@ async fn upload(
             media: Some(Arc::new(StoredMedia::from(file))),
             credits_used: 0,
             api_key: String::new(),
+            scenario: Arc::clone(&scenario),
         },
         now,
         &tokens,
     );
-    Ok(json(
+    let response = json(
         StatusCode::CREATED,
         &wire::Envelope {
             status_code: 201,
@@ -158,7 +181,8 @@ async fn upload(
             },
             timestamp: iso_millis(now),
         },
-    ))
+    );
+    Ok(with_fault(response, fault))
 }
 
 /// `formInputs` must be a JSON array of `{type: number, value: string}`.
@@ -182,6 +206,19 @@ fn status(
         .store
         .poll(Provider::Fansly, job_id, None, now)
         .ok_or(ApiError::JobNotFound)?;
+    let fault = polled
+        .scenario
+        .fault_for(Route::Status, polled.poll_number, app.seed, &polled.id);
+    if let Some(Action::Respond {
+        status,
+        retry_after,
+    }) = fault
+    {
+        return Err(ApiError::Injected {
+            status,
+            retry_after,
+        });
+    }
     let (state, progress, result, failed_reason) = match &polled.state {
         JobState::Running {
             phase: Phase::Queued,
@@ -204,7 +241,7 @@ fn status(
             Some(reason.to_string()),
         ),
     };
-    Ok(json(
+    let response = json(
         StatusCode::OK,
         &wire::Envelope {
             status_code: 200,
@@ -219,7 +256,8 @@ fn status(
             },
             timestamp: iso_millis(now),
         },
-    ))
+    );
+    Ok(with_fault(response, fault))
 }
 
 /// The completed `result`: the media, its scaled variants, and links signed until
@@ -229,7 +267,8 @@ fn result(app: &App, ctx: &RequestCtx, polled: &Polled) -> Result<wire::UploadRe
     let fixture = &app.fixtures.fansly;
     let ids = Ids::new(polled.seq);
     let finished_at = polled.finished_at.unwrap_or(polled.created_at);
-    let expires_at = unix_secs(saturating_add(finished_at, fixture.link_ttl));
+    let link_ttl = polled.scenario.link_ttl.unwrap_or(fixture.link_ttl);
+    let expires_at = unix_secs(saturating_add(finished_at, link_ttl));
     let kind: u16 = if media.info.kind == MediaKind::Video {
         2
     } else {

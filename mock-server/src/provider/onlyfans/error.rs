@@ -49,6 +49,13 @@ pub(crate) enum ApiError {
     RouteNotFound { path: String },
     /// Storage failed; details are logged.
     Internal,
+    /// A scenario's fault: this status, in Laravel's shape.
+    Injected {
+        status: u16,
+        retry_after: Option<u32>,
+    },
+    /// `X-Mock-Scenario` names no scenario (a test-setup mistake, answered in the provider's shape).
+    UnknownScenario(crate::scenario::ScenarioError),
 }
 
 impl From<UploadError> for ApiError {
@@ -169,6 +176,36 @@ impl ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &wire::MessageError {
                     message: "Server Error".into(),
+                },
+            ),
+            ApiError::Injected {
+                status,
+                retry_after,
+            } => {
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let message = match status.as_u16() {
+                    429 => "Too Many Attempts.",
+                    500..=599 => "Server Error",
+                    _ => status.canonical_reason().unwrap_or("Error"),
+                };
+                let mut response = json(
+                    status,
+                    &wire::MessageError {
+                        message: message.into(),
+                    },
+                );
+                if let Some(seconds) = retry_after {
+                    response
+                        .headers_mut()
+                        .insert(http::header::RETRY_AFTER, seconds.into());
+                }
+                response
+            }
+            ApiError::UnknownScenario(err) => json(
+                StatusCode::BAD_REQUEST,
+                &wire::MessageError {
+                    message: err.to_string(),
                 },
             ),
         }

@@ -22,11 +22,12 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use self::error::ApiError;
 use crate::app::App;
 use crate::clock::{iso_seconds_offset, saturating_add, unix_secs};
-use crate::http::{Body, RequestCtx, header_text, json};
+use crate::http::{Body, RequestCtx, SCENARIO_HEADER, header_text, json, with_fault};
 use crate::job::JobState;
 use crate::job::{Outcome, Phase, Timeline};
 use crate::media::{MediaKind, scale_to_width};
 use crate::provider::{Provider, is_key_accepted, redact_key};
+use crate::scenario::{Action, Route};
 use crate::signing::{self, Form};
 use crate::store::{Destination, NewJob, StoredMedia};
 use crate::upload::{self, Received};
@@ -133,6 +134,22 @@ async fn upload(
     now: SystemTime,
 ) -> Result<Response<Body>, ApiError> {
     let api_key = caller.api_key;
+    let scenario = app
+        .scenarios
+        .for_upload(header_text(&req, SCENARIO_HEADER))
+        .map_err(ApiError::UnknownScenario)?;
+    let attempt = app.store.next_attempt(&scenario.name);
+    let fault = scenario.fault_for(Route::Upload, attempt, app.seed, &scenario.name);
+    if let Some(Action::Respond {
+        status,
+        retry_after,
+    }) = fault
+    {
+        return Err(ApiError::Injected {
+            status,
+            retry_after,
+        });
+    }
     let form = crate::http::read_form(app, req, "file").await?;
     let file_url = form
         .field("file_url")
@@ -203,11 +220,18 @@ async fn upload(
     let seq = app.store.next_seq(Provider::OnlyFans);
     let names = Names::new(app, seq);
     let (job_id, timeline) = if is_async {
+        let mut timeline = scenario
+            .timeline
+            .clone()
+            .unwrap_or_else(|| fixture.timeline.clone());
+        if let Some(outcome) = scenario.outcome_for_attempt(attempt) {
+            timeline = timeline.with_outcome(outcome.clone());
+        }
         let timeline = match failure {
-            Some(reason) => fixture.timeline.clone().with_outcome(Outcome::Failed {
+            Some(reason) => timeline.with_outcome(Outcome::Failed {
                 reason: reason.into(),
             }),
-            None => fixture.timeline.clone(),
+            None => timeline,
         };
         (names.upload_id.clone(), timeline)
     } else {
@@ -227,20 +251,22 @@ async fn upload(
             media: media.clone(),
             credits_used,
             api_key: api_key.to_owned(),
+            scenario: Arc::clone(&scenario),
         },
         now,
         &[names.file_token.clone(), names.source_token.clone()],
     );
 
     if is_async {
-        return Ok(json(
+        let response = json(
             StatusCode::OK,
             &wire::AsyncAccepted {
                 status: "pending",
                 prefixed_id: job_id.clone(),
                 polling_url: format!("{}/api/{account}/media/uploads/{job_id}/status", ctx.origin),
             },
-        ));
+        );
+        return Ok(with_fault(response, fault));
     }
     let media = media.ok_or(ApiError::Internal)?;
     let rendered = Rendered {
@@ -250,8 +276,9 @@ async fn upload(
         media: &media,
         finished_at: now,
         created_at: now,
+        link_ttl: scenario.link_ttl,
     };
-    Ok(match destination {
+    let response = match destination {
         Destination::Cdn => json(
             StatusCode::OK,
             &wire::CdnUpload {
@@ -288,7 +315,8 @@ async fn upload(
                 },
             )
         }
-    })
+    };
+    Ok(with_fault(response, fault))
 }
 
 fn status(
@@ -302,6 +330,19 @@ fn status(
         .store
         .poll(Provider::OnlyFans, upload_id, Some(account), now)
         .ok_or(ApiError::UploadNotFound)?;
+    let fault = polled
+        .scenario
+        .fault_for(Route::Status, polled.poll_number, app.seed, &polled.id);
+    if let Some(Action::Respond {
+        status,
+        retry_after,
+    }) = fault
+    {
+        return Err(ApiError::Injected {
+            status,
+            retry_after,
+        });
+    }
     let prefixed_id = polled.id.clone();
     let reply = match polled.state {
         JobState::Running {
@@ -326,6 +367,7 @@ fn status(
                 media,
                 finished_at: polled.finished_at.unwrap_or(polled.created_at),
                 created_at: polled.created_at,
+                link_ttl: polled.scenario.link_ttl,
             };
             wire::Status::Completed {
                 prefixed_id,
@@ -337,7 +379,7 @@ fn status(
             }
         }
     };
-    Ok(json(StatusCode::OK, &reply))
+    Ok(with_fault(json(StatusCode::OK, &reply), fault))
 }
 
 /// The ids and path tokens of one upload, derived from its sequence number.
@@ -387,11 +429,14 @@ struct Rendered<'a> {
     media: &'a StoredMedia,
     finished_at: SystemTime,
     created_at: SystemTime,
+    /// The scenario's link lifetime, replacing the fixtures' for every link.
+    link_ttl: Option<std::time::Duration>,
 }
 
 impl Rendered<'_> {
     /// A canned-policy link to `path` on this server, valid for `ttl` after completion.
     fn link(&self, path: &str, ttl: std::time::Duration) -> String {
+        let ttl = self.link_ttl.unwrap_or(ttl);
         let expires_at = unix_secs(saturating_add(self.finished_at, ttl));
         let query = signing::sign(path, expires_at, &self.app.key, Form::Canned);
         format!("{}{path}?{query}", self.ctx.origin)
