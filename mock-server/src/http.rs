@@ -209,10 +209,15 @@ async fn inject(mut response: Response<Body>) -> Result<Response<Body>, Dropped>
                 .headers
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
             let half = bytes.slice(..bytes.len() / 2);
-            let chunks = futures_util::stream::iter([
-                Ok(hyper::body::Frame::data(half)),
-                Err(std::io::Error::other("body cut short by a fault")),
-            ]);
+            let first =
+                futures_util::stream::once(async move { Ok(hyper::body::Frame::data(half)) });
+            // Pending for a moment makes hyper flush the headers and the half body before the
+            // error closes the connection; otherwise the client would see nothing at all.
+            let cut = futures_util::stream::once(async {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                Err(std::io::Error::other("body cut short by a fault"))
+            });
+            let chunks = first.chain(cut);
             Ok(Response::from_parts(
                 parts,
                 BodyExt::boxed(http_body_util::StreamBody::new(chunks)),

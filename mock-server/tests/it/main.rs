@@ -8,4 +8,5 @@ mod cli;
 mod fansly;
 mod hostile;
 mod onlyfans;
+mod scenarios;
 mod support;

@@ -24,17 +24,18 @@ pub(crate) struct TestServer {
     pub(crate) http: reqwest::Client,
 }
 
+/// A server with fixed ids (seed 7), as snapshots want.
 pub(crate) async fn spawn_server() -> TestServer {
-    spawn_with(MockServer::builder()).await
+    spawn_with(MockServer::builder().seed(7)).await
 }
 
 /// Starts a server from `builder` with the test defaults layered on: manual clock at
-/// [`START_UNIX`], fixed ids and signing key, and the repository's media as `file://` root.
+/// [`START_UNIX`], a fixed signing key, and the repository's media as `file://` root. The seed is
+/// the caller's to set.
 pub(crate) async fn spawn_with(builder: mock_server::Builder) -> TestServer {
     let clock = Clock::manual(UNIX_EPOCH + Duration::from_secs(START_UNIX));
     let server = builder
         .clock(clock.clone())
-        .seed(7)
         .signing_key(SigningKey::new([42; 32], "K2MOCKSERVERKEYPAIR"))
         .media_root(repo_media_dir())
         .start()
