@@ -514,6 +514,26 @@ mod tests {
     }
 
     #[test]
+    fn every_built_in_matches_the_editor_schema() {
+        let schema: serde_json::Value = serde_json::from_str(include_str!(
+            "../../fixtures/scenarios/scenario.schema.json"
+        ))
+        .unwrap();
+        let validator = jsonschema::draft7::new(&schema).unwrap();
+        for (name, text) in BUILT_IN {
+            let document: serde_json::Value = serde_norway::from_str(text).unwrap();
+            let errors: Vec<String> = validator
+                .iter_errors(&document)
+                .map(|err| err.to_string())
+                .collect();
+            assert!(errors.is_empty(), "{name}: {errors:?}");
+        }
+        let bad: serde_json::Value =
+            serde_norway::from_str("faults:\n  - on: status\n    explode: {}\n").unwrap();
+        assert!(!validator.is_valid(&bad));
+    }
+
+    #[test]
     fn faults_hit_only_the_aimed_poll() {
         let scenario = Scenario::resolve("rate-limited").unwrap();
         assert_eq!(scenario.fault_for(Route::Status, 1, 0, "job"), None);
