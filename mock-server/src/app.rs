@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::clock::Clock;
 use crate::fixture::Fixtures;
-use crate::scenario::{self, Scenario, ScenarioError};
+use crate::scenario::{self, Action, Route, Scenario, ScenarioError};
 use crate::signing::SigningKey;
 use crate::store::Store;
 use crate::upload::Limits;
@@ -35,6 +35,32 @@ pub(crate) struct App {
     pub(crate) public_url: Option<String>,
     /// The directory `file://` URLs may read from.
     pub(crate) media_root: Option<PathBuf>,
+}
+
+/// What an arriving upload will go through, decided before its body is read.
+#[derive(Debug)]
+pub(crate) struct UploadPlan {
+    /// The scenario the job will follow.
+    pub(crate) scenario: Arc<Scenario>,
+    /// This upload's number under that scenario, from 1.
+    pub(crate) attempt: u32,
+    /// The fault aimed at this upload, if any.
+    pub(crate) fault: Option<Action>,
+}
+
+impl App {
+    /// Picks the upload's scenario (by `X-Mock-Scenario`, else the default), counts the attempt,
+    /// and decides its fault.
+    pub(crate) fn plan_upload(&self, header: Option<&str>) -> Result<UploadPlan, ScenarioError> {
+        let scenario = self.scenarios.for_upload(header)?;
+        let attempt = self.store.next_attempt(&scenario.name);
+        let fault = scenario.fault_for(Route::Upload, attempt, self.seed, &scenario.name);
+        Ok(UploadPlan {
+            scenario,
+            attempt,
+            fault,
+        })
+    }
 }
 
 /// The scenarios a request may pick by name, and the default for those that pick none.

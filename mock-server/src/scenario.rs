@@ -142,6 +142,19 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// The status and `Retry-After` of a `Respond` fault, which providers render in their own shape.
+    pub fn http_error(&self) -> Option<(u16, Option<u32>)> {
+        match self {
+            Action::Respond {
+                status,
+                retry_after,
+            } => Some((*status, *retry_after)),
+            _ => None,
+        }
+    }
+}
+
 /// One fault and what it is aimed at.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fault {

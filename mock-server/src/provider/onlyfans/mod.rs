@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use self::error::ApiError;
-use crate::app::App;
+use crate::app::{App, UploadPlan};
 use crate::clock::{iso_seconds_offset, saturating_add, unix_secs};
 use crate::http::{Body, RequestCtx, SCENARIO_HEADER, header_text, json, with_fault};
 use crate::job::JobState;
@@ -134,17 +134,14 @@ async fn upload(
     now: SystemTime,
 ) -> Result<Response<Body>, ApiError> {
     let api_key = caller.api_key;
-    let scenario = app
-        .scenarios
-        .for_upload(header_text(&req, SCENARIO_HEADER))
+    let UploadPlan {
+        scenario,
+        attempt,
+        fault,
+    } = app
+        .plan_upload(header_text(&req, SCENARIO_HEADER))
         .map_err(ApiError::UnknownScenario)?;
-    let attempt = app.store.next_attempt(&scenario.name);
-    let fault = scenario.fault_for(Route::Upload, attempt, app.seed, &scenario.name);
-    if let Some(Action::Respond {
-        status,
-        retry_after,
-    }) = fault
-    {
+    if let Some((status, retry_after)) = fault.as_ref().and_then(Action::http_error) {
         return Err(ApiError::Injected {
             status,
             retry_after,
@@ -333,11 +330,7 @@ fn status(
     let fault = polled
         .scenario
         .fault_for(Route::Status, polled.poll_number, app.seed, &polled.id);
-    if let Some(Action::Respond {
-        status,
-        retry_after,
-    }) = fault
-    {
+    if let Some((status, retry_after)) = fault.as_ref().and_then(Action::http_error) {
         return Err(ApiError::Injected {
             status,
             retry_after,
