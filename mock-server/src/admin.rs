@@ -9,6 +9,8 @@
 //! - `POST /__admin/clock/advance` with `{"seconds": N}` or `{"by": "5h 1s"}`: moves a manual clock.
 //! - `GET /__admin/jobs`: every job with the state a poll would see now.
 //! - `GET /__admin/scenarios`: the built-in scenarios and the current default.
+//! - `GET /__admin/journal?route=upload|status|cdn&job=ID&method=GET`: the requests clients sent,
+//!   oldest first; `DELETE /__admin/journal` forgets them.
 //! - `PUT /__admin/scenario` with `{"name": "rate-limited"}`: the default for later uploads.
 //! - `GET /__admin/specs/{fansly.yaml|onlyfans.yaml|upstream/onlyfans-status.yaml}`: the specs served.
 
@@ -93,6 +95,11 @@ pub(crate) async fn handle(app: &App, req: Request<Incoming>, segments: &[&str])
         (&Method::POST, ["clock", "advance"]) => advance(app, req).await,
         (&Method::GET, ["jobs"]) => jobs(app),
         (&Method::GET, ["scenarios"]) => scenarios(app),
+        (&Method::GET, ["journal"]) => journal(app, req.uri().query().unwrap_or_default()),
+        (&Method::DELETE, ["journal"]) => {
+            app.journal.clear();
+            json(StatusCode::OK, &serde_json::json!({ "entries": [] }))
+        }
         (&Method::PUT, ["scenario"]) => set_scenario(app, req).await,
         (&Method::GET, ["specs", name @ ..]) => {
             let name = name.join("/");
@@ -289,4 +296,114 @@ fn jobs(app: &App) -> Response<Body> {
         })
         .collect();
     json(StatusCode::OK, &serde_json::json!({ "jobs": rows }))
+}
+
+#[derive(Serialize)]
+struct PartBody {
+    name: String,
+    file_name: Option<String>,
+    size: u64,
+}
+
+#[derive(Serialize)]
+struct EntryBody {
+    seq: u64,
+    at: String,
+    method: String,
+    path: String,
+    route: &'static str,
+    headers: std::collections::BTreeMap<String, String>,
+    parts: Vec<PartBody>,
+    status: u16,
+    duration_ms: f64,
+    job_id: Option<String>,
+    scenario: Option<String>,
+    sha256: Option<String>,
+    fault: Option<&'static str>,
+    repeat_of: Option<u64>,
+}
+
+/// Which kind of endpoint a journaled path is, for filtering.
+fn route_of(method: &str, path: &str) -> &'static str {
+    if path.starts_with("/cdn/") {
+        "cdn"
+    } else if path.ends_with("/status") {
+        "status"
+    } else if method == "POST"
+        && (path.ends_with("/media/upload") || path.ends_with("/media/vault"))
+    {
+        "upload"
+    } else {
+        "other"
+    }
+}
+
+fn journal(app: &App, query: &str) -> Response<Body> {
+    let mut route = None;
+    let mut job = None;
+    let mut method = None;
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        match &*name {
+            "route" => route = Some(value.into_owned()),
+            "job" => job = Some(value.into_owned()),
+            "method" => method = Some(value.to_ascii_uppercase()),
+            other => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "unknown_filter",
+                    format!("unknown journal filter {other:?}; use route, job or method"),
+                );
+            }
+        }
+    }
+    if let Some(route) = &route {
+        if !["upload", "status", "cdn", "other"].contains(&route.as_str()) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "unknown_filter",
+                format!("route must be upload, status, cdn or other, not {route:?}"),
+            );
+        }
+    }
+    let entries: Vec<EntryBody> = app
+        .journal
+        .entries(|entry| {
+            route
+                .as_deref()
+                .is_none_or(|route| route_of(&entry.method, &entry.path) == route)
+                && job
+                    .as_deref()
+                    .is_none_or(|job| entry.note.job_id.as_deref() == Some(job))
+                && method
+                    .as_deref()
+                    .is_none_or(|method| entry.method == method)
+        })
+        .into_iter()
+        .map(|entry| EntryBody {
+            route: route_of(&entry.method, &entry.path),
+            seq: entry.seq,
+            at: entry.at,
+            method: entry.method,
+            path: entry.path,
+            headers: entry.headers.into_iter().collect(),
+            parts: entry
+                .note
+                .parts
+                .into_iter()
+                .map(|part| PartBody {
+                    name: part.name,
+                    file_name: part.file_name,
+                    size: part.size,
+                })
+                .collect(),
+            status: entry.status,
+            duration_ms: entry.duration_ms,
+            job_id: entry.note.job_id,
+            scenario: entry.note.scenario,
+            sha256: entry.note.sha256.map(hex::encode),
+            fault: entry.note.fault,
+            repeat_of: entry.repeat_of,
+        })
+        .collect();
+    json(StatusCode::OK, &serde_json::json!({ "entries": entries }))
 }

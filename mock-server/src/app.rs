@@ -25,6 +25,8 @@ pub(crate) struct App {
     pub(crate) seed: u64,
     /// The server's default scenario and the ones requests may name.
     pub(crate) scenarios: Scenarios,
+    /// What clients sent and got.
+    pub(crate) journal: crate::journal::Journal,
     /// Where uploads are written.
     pub(crate) storage_dir: PathBuf,
     /// Upload size limits.

@@ -141,6 +141,24 @@ impl Clock {
     }
 }
 
+/// Measures how long the mock took to answer, for the journal. Real elapsed time, whatever the
+/// mock's clock says: a manual clock must not make every request look instant.
+#[derive(Debug, Clone, Copy)]
+pub struct Stopwatch(std::time::Instant);
+
+impl Stopwatch {
+    /// Starts measuring.
+    #[allow(clippy::disallowed_methods)] // This is the one module allowed to read the system time.
+    pub fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    /// Milliseconds since [`Stopwatch::start`].
+    pub fn elapsed_ms(&self) -> f64 {
+        self.0.elapsed().as_secs_f64() * 1000.0
+    }
+}
+
 /// Whole seconds since the Unix epoch; times before it read as 0.
 pub fn unix_secs(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH)

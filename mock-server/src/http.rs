@@ -23,6 +23,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::App;
+use crate::clock::{Stopwatch, iso_millis};
+use crate::journal;
 use crate::scenario::Action;
 use crate::upload::{self, Form, UploadError};
 use crate::{admin, cdn, provider};
@@ -118,7 +120,7 @@ pub(crate) async fn serve(
                 let app = Arc::clone(&app);
                 let service = service_fn(move |req| {
                     let app = Arc::clone(&app);
-                    async move { inject(handle(app, req, local).await).await }
+                    async move { answer(app, req, local).await }
                 });
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
@@ -141,6 +143,60 @@ pub(crate) async fn serve(
     {
         tracing::warn!("in-flight requests still running after the grace period; closing them");
     }
+}
+
+/// Handles one request, carries out its fault, and journals it (admin requests excepted).
+async fn answer(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    local: SocketAddr,
+) -> Result<Response<Body>, Dropped> {
+    let stopwatch = Stopwatch::start();
+    let journaled = !req.uri().path().starts_with("/__admin/");
+    let arrived = journaled.then(|| {
+        let headers = req
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes());
+                (
+                    name.to_string(),
+                    journal::shown_header(name.as_str(), &value),
+                )
+            })
+            .collect();
+        (
+            iso_millis(app.clock.now()),
+            req.method().to_string(),
+            req.uri().path().to_owned(),
+            headers,
+        )
+    });
+    let mut response = handle(Arc::clone(&app), req, local).await;
+    let mut note = response
+        .extensions_mut()
+        .remove::<journal::Note>()
+        .unwrap_or_default();
+    note.fault = response
+        .extensions()
+        .get::<Injected>()
+        .map(|Injected(action)| action.name());
+    let status = response.status().as_u16();
+    let answered = inject(response).await;
+    if let Some((at, method, path, headers)) = arrived {
+        app.journal.record(journal::Entry {
+            seq: 0,
+            at,
+            method,
+            path,
+            headers,
+            status: if answered.is_ok() { status } else { 0 },
+            duration_ms: stopwatch.elapsed_ms(),
+            note,
+            repeat_of: None,
+        });
+    }
+    answered
 }
 
 async fn handle(app: Arc<App>, req: Request<Incoming>, local: SocketAddr) -> Response<Body> {
@@ -243,11 +299,17 @@ async fn inject(mut response: Response<Body>) -> Result<Response<Body>, Dropped>
     }
 }
 
-/// Attaches a connection-level fault (anything but `Respond`, which providers render) to a response.
-pub(crate) fn with_fault(mut response: Response<Body>, fault: Option<Action>) -> Response<Body> {
-    if let Some(action) = fault.filter(|action| !matches!(action, Action::Respond { .. })) {
+/// Attaches the journal's note and a connection-level fault (anything but `Respond`, which
+/// providers render themselves) to a response.
+pub(crate) fn finish(
+    mut response: Response<Body>,
+    fault: Option<Action>,
+    note: journal::Note,
+) -> Response<Body> {
+    if let Some(action) = fault.filter(|action| action.http_error().is_none()) {
         response.extensions_mut().insert(Injected(action));
     }
+    response.extensions_mut().insert(note);
     response
 }
 

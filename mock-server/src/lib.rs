@@ -46,6 +46,7 @@ mod admin;
 mod app;
 mod cdn;
 mod http;
+mod journal;
 mod provider;
 mod store;
 mod upload;
@@ -64,6 +65,9 @@ use crate::signing::SigningKey;
 
 /// The OnlyFansAPI limit: 100 MB, as Laravel's `max:102400` (kilobytes) counts it.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 102_400 * 1024;
+
+/// How many requests the journal keeps unless configured.
+pub const DEFAULT_JOURNAL_CAPACITY: usize = 10_000;
 
 /// The `Key-Pair-Id` in every signed link unless configured.
 pub const DEFAULT_KEY_PAIR_ID: &str = "K2MOCKSERVERKEYPAIR";
@@ -103,6 +107,7 @@ pub struct Builder {
     storage_dir: Option<PathBuf>,
     seed: Option<u64>,
     scenario: Option<Arc<Scenario>>,
+    journal_capacity: usize,
 }
 
 impl Default for Builder {
@@ -119,6 +124,7 @@ impl Default for Builder {
             storage_dir: None,
             seed: None,
             scenario: None,
+            journal_capacity: DEFAULT_JOURNAL_CAPACITY,
         }
     }
 }
@@ -193,6 +199,12 @@ impl Builder {
         self
     }
 
+    /// How many requests the journal keeps (the oldest go first); 10,000 by default.
+    pub fn journal_capacity(mut self, entries: usize) -> Self {
+        self.journal_capacity = entries;
+        self
+    }
+
     /// Binds and starts serving on the current tokio runtime.
     pub async fn start(self) -> Result<MockServer, StartError> {
         let listener = tokio::net::TcpListener::bind(self.bind)
@@ -243,6 +255,7 @@ impl Builder {
             store: store::Store::new(nonce),
             seed,
             scenarios: app::Scenarios::new(default_scenario),
+            journal: journal::Journal::new(self.journal_capacity),
             storage_dir: storage_dir.clone(),
             limits: upload::Limits {
                 max_file_bytes: self.max_upload_bytes,

@@ -143,6 +143,19 @@ pub enum Action {
 }
 
 impl Action {
+    /// A short name for journals and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Respond { .. } => "respond",
+            Action::Delay(_) => "latency",
+            Action::Drop => "drop",
+            Action::Empty => "empty",
+            Action::Malformed => "malformed",
+            Action::Truncate => "truncate",
+            Action::Dribble { .. } => "dribble",
+        }
+    }
+
     /// The status and `Retry-After` of a `Respond` fault, which providers render in their own shape.
     pub fn http_error(&self) -> Option<(u16, Option<u32>)> {
         match self {

@@ -40,6 +40,8 @@ pub(crate) struct Form {
     pub(crate) file: Option<Received>,
     /// Every other part as text (lossy UTF-8).
     pub(crate) fields: Vec<(String, String)>,
+    /// Every part's name, file name and size, in order, for the journal.
+    pub(crate) parts: Vec<crate::journal::PartSummary>,
 }
 
 impl Form {
@@ -153,12 +155,23 @@ where
                 return Err(UploadError::DuplicateFile(file_field));
             }
             let chunks = field.map(|chunk| chunk.map_err(too_large));
-            form.file = Some(store(chunks, file_name, dir).await?);
+            let received = store(chunks, file_name.clone(), dir).await?;
+            form.parts.push(crate::journal::PartSummary {
+                name,
+                file_name,
+                size: received.size,
+            });
+            form.file = Some(received);
         } else {
             let mut value = Vec::new();
             while let Some(chunk) = field.chunk().await.map_err(too_large)? {
                 value.extend_from_slice(&chunk);
             }
+            form.parts.push(crate::journal::PartSummary {
+                name: name.clone(),
+                file_name,
+                size: value.len() as u64,
+            });
             form.fields
                 .push((name, String::from_utf8_lossy(&value).into_owned()));
         }

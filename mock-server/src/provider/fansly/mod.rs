@@ -17,9 +17,10 @@ use hyper::body::Incoming;
 use self::error::ApiError;
 use crate::app::{App, UploadPlan};
 use crate::clock::{iso_millis, saturating_add, unix_secs};
-use crate::http::{Body, RequestCtx, SCENARIO_HEADER, header_text, json, with_fault};
+use crate::http::{Body, RequestCtx, SCENARIO_HEADER, finish, header_text, json};
 use crate::job::JobState;
 use crate::job::{Outcome, Phase};
+use crate::journal::Note;
 use crate::media::{MediaKind, scale_to_short_side};
 use crate::provider::{Provider, is_key_accepted, redact_key};
 use crate::scenario::{Action, Route};
@@ -115,7 +116,8 @@ async fn upload(
             retry_after,
         });
     }
-    let form = crate::http::read_form(app, req, "file").await?;
+    let mut form = crate::http::read_form(app, req, "file").await?;
+    let parts = std::mem::take(&mut form.parts);
     if form
         .field("formInputs")
         .is_some_and(|inputs| !is_valid_form_inputs(inputs))
@@ -149,6 +151,13 @@ async fn upload(
         .map(|id| id.to_string())
         .collect();
     let job_id = seq.to_string();
+    let note = Note {
+        parts,
+        job_id: Some(job_id.clone()),
+        scenario: Some(scenario.name.clone()),
+        sha256: Some(file.sha256),
+        fault: None,
+    };
     app.store.insert(
         seq,
         job_id.clone(),
@@ -179,7 +188,7 @@ async fn upload(
             timestamp: iso_millis(now),
         },
     );
-    Ok(with_fault(response, fault))
+    Ok(finish(response, fault, note))
 }
 
 /// `formInputs` must be a JSON array of `{type: number, value: string}`.
@@ -250,7 +259,12 @@ fn status(
             timestamp: iso_millis(now),
         },
     );
-    Ok(with_fault(response, fault))
+    let note = Note {
+        job_id: Some(polled.id.clone()),
+        scenario: Some(polled.scenario.name.clone()),
+        ..Note::default()
+    };
+    Ok(finish(response, fault, note))
 }
 
 /// The completed `result`: the media, its scaled variants, and links signed until

@@ -22,9 +22,10 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use self::error::ApiError;
 use crate::app::{App, UploadPlan};
 use crate::clock::{iso_seconds_offset, saturating_add, unix_secs};
-use crate::http::{Body, RequestCtx, SCENARIO_HEADER, header_text, json, with_fault};
+use crate::http::{Body, RequestCtx, SCENARIO_HEADER, finish, header_text, json};
 use crate::job::JobState;
 use crate::job::{Outcome, Phase, Timeline};
+use crate::journal::Note;
 use crate::media::{MediaKind, scale_to_width};
 use crate::provider::{Provider, is_key_accepted, redact_key};
 use crate::scenario::{Action, Route};
@@ -147,7 +148,8 @@ async fn upload(
             retry_after,
         });
     }
-    let form = crate::http::read_form(app, req, "file").await?;
+    let mut form = crate::http::read_form(app, req, "file").await?;
+    let parts = std::mem::take(&mut form.parts);
     let file_url = form
         .field("file_url")
         .filter(|url| !url.is_empty())
@@ -215,6 +217,14 @@ async fn upload(
         media.size.div_ceil(1_000_000).max(1) * fixture.credits_per_decimal_mb
     });
     let seq = app.store.next_seq(Provider::OnlyFans);
+    let sha256 = media.as_ref().map(|media| media.sha256);
+    let note = |job_id: &str| Note {
+        parts: parts.clone(),
+        job_id: Some(job_id.to_owned()),
+        scenario: Some(scenario.name.clone()),
+        sha256,
+        fault: None,
+    };
     let names = Names::new(app, seq);
     let (job_id, timeline) = if is_async {
         let mut timeline = scenario
@@ -263,7 +273,7 @@ async fn upload(
                 polling_url: format!("{}/api/{account}/media/uploads/{job_id}/status", ctx.origin),
             },
         );
-        return Ok(with_fault(response, fault));
+        return Ok(finish(response, fault, note(&job_id)));
     }
     let media = media.ok_or(ApiError::Internal)?;
     let rendered = Rendered {
@@ -313,7 +323,7 @@ async fn upload(
             )
         }
     };
-    Ok(with_fault(response, fault))
+    Ok(finish(response, fault, note(&job_id)))
 }
 
 fn status(
@@ -372,7 +382,12 @@ fn status(
             }
         }
     };
-    Ok(with_fault(json(StatusCode::OK, &reply), fault))
+    let note = Note {
+        job_id: Some(polled.id.clone()),
+        scenario: Some(polled.scenario.name.clone()),
+        ..Note::default()
+    };
+    Ok(finish(json(StatusCode::OK, &reply), fault, note))
 }
 
 /// The ids and path tokens of one upload, derived from its sequence number.

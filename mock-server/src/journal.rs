@@ -1,0 +1,196 @@
+//! The request journal: what each client request looked like and what it got, for tests to assert
+//! on ("did my client poll after the job failed?", "did it upload the same file twice?").
+//!
+//! A ring buffer with a fixed capacity, so memory stays bounded however long the mock runs. API
+//! keys and bearer tokens are never stored whole. An upload whose bytes match an earlier upload's
+//! (by SHA-256) is marked with that entry's number: generated SDKs retry upload POSTs on 429/5xx
+//! without an idempotency key, and this is how a test sees it.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// One multipart part as the journal shows it: its name, file name and size, never its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PartSummary {
+    /// The part's `name`.
+    pub(crate) name: String,
+    /// The part's `filename`, if it is a file.
+    pub(crate) file_name: Option<String>,
+    /// Bytes received.
+    pub(crate) size: u64,
+}
+
+/// What a handler adds to its response for the journal: facts only it knows.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Note {
+    /// The multipart parts received.
+    pub(crate) parts: Vec<PartSummary>,
+    /// The job the request created or polled.
+    pub(crate) job_id: Option<String>,
+    /// The scenario the job follows.
+    pub(crate) scenario: Option<String>,
+    /// SHA-256 of the uploaded file.
+    pub(crate) sha256: Option<[u8; 32]>,
+    /// The fault injected into the answer, by name.
+    pub(crate) fault: Option<&'static str>,
+}
+
+/// One journal entry.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    /// Its number, from 1, never reused.
+    pub(crate) seq: u64,
+    /// When the request arrived, ISO 8601 on the mock's clock.
+    pub(crate) at: String,
+    /// The method.
+    pub(crate) method: String,
+    /// The path (no query).
+    pub(crate) path: String,
+    /// Request headers, with credentials shortened.
+    pub(crate) headers: Vec<(String, String)>,
+    /// The status answered (0 when the connection was dropped by a fault).
+    pub(crate) status: u16,
+    /// Wall time spent answering, in milliseconds.
+    pub(crate) duration_ms: f64,
+    /// What the handler noted.
+    pub(crate) note: Note,
+    /// For an upload: the entry number of an earlier upload with the same bytes.
+    pub(crate) repeat_of: Option<u64>,
+}
+
+/// The bounded journal.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    capacity: usize,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    next_seq: u64,
+    entries: VecDeque<Entry>,
+    /// Upload digest → the first entry that carried it.
+    first_upload: HashMap<[u8; 32], u64>,
+}
+
+impl Journal {
+    /// An empty journal keeping at most `capacity` entries (the oldest go first).
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity: capacity.max(1),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records an entry; `seq` and `repeat_of` are filled in here.
+    pub(crate) fn record(&self, mut entry: Entry) {
+        let mut inner = self.lock();
+        inner.next_seq += 1;
+        entry.seq = inner.next_seq;
+        if let Some(digest) = entry.note.sha256 {
+            let seq = entry.seq;
+            let first = *inner.first_upload.entry(digest).or_insert(seq);
+            entry.repeat_of = (first != seq).then_some(first);
+        }
+        if inner.entries.len() == self.capacity {
+            inner.entries.pop_front();
+        }
+        inner.entries.push_back(entry);
+    }
+
+    /// The entries, oldest first, that pass `keep`.
+    pub(crate) fn entries(&self, keep: impl Fn(&Entry) -> bool) -> Vec<Entry> {
+        self.lock()
+            .entries
+            .iter()
+            .filter(|entry| keep(entry))
+            .cloned()
+            .collect()
+    }
+
+    /// Forgets every entry and every upload digest.
+    pub(crate) fn clear(&self) {
+        let mut inner = self.lock();
+        inner.entries.clear();
+        inner.first_upload.clear();
+    }
+}
+
+/// A header value fit for the journal: credentials keep their first four characters.
+pub(crate) fn shown_header(name: &str, value: &str) -> String {
+    if name.eq_ignore_ascii_case("x-api-key") || name.eq_ignore_ascii_case("authorization") {
+        let (scheme, secret) = match value.split_once(' ') {
+            Some((scheme, secret)) if name.eq_ignore_ascii_case("authorization") => {
+                (format!("{scheme} "), secret)
+            }
+            _ => (String::new(), value),
+        };
+        format!("{scheme}{}", crate::provider::redact_key(secret))
+    } else {
+        value.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(sha256: Option<[u8; 32]>) -> Entry {
+        Entry {
+            seq: 0,
+            at: String::new(),
+            method: "POST".into(),
+            path: "/x".into(),
+            headers: Vec::new(),
+            status: 201,
+            duration_ms: 0.0,
+            note: Note {
+                sha256,
+                ..Note::default()
+            },
+            repeat_of: None,
+        }
+    }
+
+    #[test]
+    fn keeps_only_the_newest_entries() {
+        let journal = Journal::new(2);
+        for _ in 0..3 {
+            journal.record(entry(None));
+        }
+        let seqs: Vec<u64> = journal
+            .entries(|_| true)
+            .iter()
+            .map(|entry| entry.seq)
+            .collect();
+        assert_eq!(seqs, [2, 3]);
+    }
+
+    #[test]
+    fn a_repeated_upload_points_at_the_first() {
+        let journal = Journal::new(10);
+        journal.record(entry(Some([1; 32])));
+        journal.record(entry(Some([2; 32])));
+        journal.record(entry(Some([1; 32])));
+        let repeats: Vec<Option<u64>> = journal
+            .entries(|_| true)
+            .iter()
+            .map(|entry| entry.repeat_of)
+            .collect();
+        assert_eq!(repeats, [None, None, Some(1)]);
+    }
+
+    #[test]
+    fn credentials_are_shortened() {
+        assert_eq!(shown_header("x-api-key", "secret-key-123"), "secr…");
+        assert_eq!(
+            shown_header("Authorization", "Bearer abcdefgh"),
+            "Bearer abcd…"
+        );
+        assert_eq!(shown_header("content-type", "image/png"), "image/png");
+    }
+}
