@@ -27,6 +27,8 @@ pub(crate) struct App {
     pub(crate) scenarios: Scenarios,
     /// What clients sent and got.
     pub(crate) journal: crate::journal::Journal,
+    /// Whether a key over its per-minute limit gets 429 (otherwise the headers only count).
+    pub(crate) enforce_rate_limits: bool,
     /// Where uploads are written.
     pub(crate) storage_dir: PathBuf,
     /// Upload size limits.

@@ -108,6 +108,7 @@ pub struct Builder {
     seed: Option<u64>,
     scenario: Option<Arc<Scenario>>,
     journal_capacity: usize,
+    enforce_rate_limits: bool,
 }
 
 impl Default for Builder {
@@ -125,6 +126,7 @@ impl Default for Builder {
             seed: None,
             scenario: None,
             journal_capacity: DEFAULT_JOURNAL_CAPACITY,
+            enforce_rate_limits: false,
         }
     }
 }
@@ -205,6 +207,13 @@ impl Builder {
         self
     }
 
+    /// Answers 429 (with `Retry-After`) once a key goes over its provider's per-minute limit from
+    /// the fixtures; by default the limit is only counted down in headers and `_meta`.
+    pub fn enforce_rate_limits(mut self, enforce: bool) -> Self {
+        self.enforce_rate_limits = enforce;
+        self
+    }
+
     /// Binds and starts serving on the current tokio runtime.
     pub async fn start(self) -> Result<MockServer, StartError> {
         let listener = tokio::net::TcpListener::bind(self.bind)
@@ -256,6 +265,7 @@ impl Builder {
             seed,
             scenarios: app::Scenarios::new(default_scenario),
             journal: journal::Journal::new(self.journal_capacity),
+            enforce_rate_limits: self.enforce_rate_limits,
             storage_dir: storage_dir.clone(),
             limits: upload::Limits {
                 max_file_bytes: self.max_upload_bytes,

@@ -60,6 +60,10 @@ struct Args {
     #[arg(long, env = "MOCK_SEED")]
     seed: Option<u64>,
 
+    /// Answer 429 once a key exceeds its per-minute limit (Fansly plan, OnlyFans limit_minute).
+    #[arg(long, env = "MOCK_ENFORCE_RATE_LIMITS")]
+    enforce_rate_limits: bool,
+
     /// Largest upload accepted, in bytes.
     #[arg(long, env = "MOCK_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
     max_upload_bytes: u64,
@@ -127,6 +131,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(scenario) = &args.scenario {
         builder = builder.scenario(Scenario::resolve(scenario)?);
     }
+    builder = builder.enforce_rate_limits(args.enforce_rate_limits);
     if let Some(seed) = args.seed {
         builder = builder.seed(seed);
     }

@@ -283,8 +283,8 @@ impl Store {
         self.lock().blobs.get(token).cloned()
     }
 
-    /// Counts a request against `key`'s one-minute sliding window and returns how many it holds.
-    pub(crate) fn count_request(&self, provider: Provider, key: &str, now: SystemTime) -> u32 {
+    /// Counts a request against `key`'s one-minute sliding window.
+    pub(crate) fn count_request(&self, provider: Provider, key: &str, now: SystemTime) -> Window {
         let mut inner = self.lock();
         let window = inner.windows.entry((provider, key.to_owned())).or_default();
         while window.front().is_some_and(|at| {
@@ -293,7 +293,18 @@ impl Store {
             window.pop_front();
         }
         window.push_back(now);
-        u32::try_from(window.len()).unwrap_or(u32::MAX)
+        let oldest = window.front().copied().unwrap_or(now);
+        let frees_in =
+            Duration::from_secs(60).saturating_sub(now.duration_since(oldest).unwrap_or_default());
+        Window {
+            n_requests: u32::try_from(window.len()).unwrap_or(u32::MAX),
+            // Whole seconds, rounded up, and never 0: clients treat 0 as "no advice".
+            retry_after_secs: u32::try_from(
+                frees_in.as_secs() + u64::from(frees_in.subsec_nanos() > 0),
+            )
+            .unwrap_or(60)
+            .max(1),
+        }
     }
 
     /// Counts an upload under `scenario` and returns its number, from 1: the n-th upload is what
@@ -331,6 +342,15 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// A key's one-minute sliding window, as one request found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    /// Requests in the last minute, this one included.
+    pub(crate) n_requests: u32,
+    /// Seconds until the oldest of them leaves the window.
+    pub(crate) retry_after_secs: u32,
 }
 
 /// One row of [`Store::list`].

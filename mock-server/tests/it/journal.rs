@@ -31,7 +31,11 @@ async fn uploads_and_polls_are_journaled_with_parts_jobs_and_short_keys() {
     server.fansly_status("404").await;
 
     let entries = journal(&server, "").await;
-    assert_eq!(entries.len(), 4, "admin requests are not journaled: {entries:#?}");
+    assert_eq!(
+        entries.len(),
+        4,
+        "admin requests are not journaled: {entries:#?}"
+    );
     let upload = &entries[0];
     assert_eq!(upload["route"], "upload");
     assert_eq!(upload["status"], 201);
@@ -43,18 +47,32 @@ async fn uploads_and_polls_are_journaled_with_parts_jobs_and_short_keys() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|part| (part["name"].as_str().unwrap().to_owned(), part["file_name"].clone(), part["size"].as_u64().unwrap()))
+        .map(|part| {
+            (
+                part["name"].as_str().unwrap().to_owned(),
+                part["file_name"].clone(),
+                part["size"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         parts,
         [
             ("formInputs".to_owned(), Value::Null, 2),
-            ("file".to_owned(), Value::from("photo.jpg"), bytes.len() as u64)
+            (
+                "file".to_owned(),
+                Value::from("photo.jpg"),
+                bytes.len() as u64
+            )
         ]
     );
     let polls = journal(&server, "?route=status&job=1").await;
     assert_eq!(polls.len(), 2);
-    assert!(polls.iter().all(|poll| poll["status"] == 200 && poll["method"] == "GET"));
+    assert!(
+        polls
+            .iter()
+            .all(|poll| poll["status"] == 200 && poll["method"] == "GET")
+    );
     assert_eq!(journal(&server, "?route=status").await.len(), 3);
 }
 
@@ -65,7 +83,10 @@ async fn a_second_upload_of_the_same_bytes_is_marked_as_a_repeat() {
         let form = Form::new().part("file", file_part(sample("sample.png"), name, "image/png"));
         server.onlyfans_upload("acct_1", "upload", form).await;
     }
-    let form = Form::new().part("file", file_part(sample("sample.jpg"), "c.jpg", "image/jpeg"));
+    let form = Form::new().part(
+        "file",
+        file_part(sample("sample.jpg"), "c.jpg", "image/jpeg"),
+    );
     server.onlyfans_upload("acct_1", "upload", form).await;
     let uploads = journal(&server, "?route=upload").await;
     let repeats: Vec<&Value> = uploads.iter().map(|entry| &entry["repeat_of"]).collect();
@@ -76,7 +97,10 @@ async fn a_second_upload_of_the_same_bytes_is_marked_as_a_repeat() {
 #[tokio::test]
 async fn a_dropped_answer_is_journaled_with_status_0_and_its_fault() {
     let server = spawn_server().await;
-    let form = Form::new().part("file", file_part(sample("sample.png"), "a.png", "image/png"));
+    let form = Form::new().part(
+        "file",
+        file_part(sample("sample.png"), "a.png", "image/png"),
+    );
     let response = server
         .http
         .post(server.url("/api/fansly/acct/media/upload"))
@@ -97,7 +121,10 @@ async fn a_dropped_answer_is_journaled_with_status_0_and_its_fault() {
     }
     let polls = journal(&server, "?route=status").await;
     assert_eq!(polls[0]["status"], 200);
-    assert_eq!((polls[1]["status"].as_u64(), polls[1]["fault"].as_str()), (Some(0), Some("drop")));
+    assert_eq!(
+        (polls[1]["status"].as_u64(), polls[1]["fault"].as_str()),
+        (Some(0), Some("drop"))
+    );
     assert_eq!(polls[1]["scenario"], "drop-connection");
 }
 
@@ -105,14 +132,29 @@ async fn a_dropped_answer_is_journaled_with_status_0_and_its_fault() {
 async fn unknown_filters_are_refused_and_delete_clears() {
     let server = spawn_server().await;
     server.fansly_status("1").await;
-    let response = server.http.get(server.url("/__admin/journal?colour=red")).send().await.unwrap();
+    let response = server
+        .http
+        .get(server.url("/__admin/journal?colour=red"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 400);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "unknown_filter");
-    let response = server.http.get(server.url("/__admin/journal?route=sideways")).send().await.unwrap();
+    let response = server
+        .http
+        .get(server.url("/__admin/journal?route=sideways"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(journal(&server, "").await.len(), 1);
-    let cleared = server.http.delete(server.url("/__admin/journal")).send().await.unwrap();
+    let cleared = server
+        .http
+        .delete(server.url("/__admin/journal"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cleared.status(), 200);
     assert!(journal(&server, "").await.is_empty());
 }

@@ -61,7 +61,15 @@ pub(crate) async fn route(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let authorized = is_key_accepted(&app.api_keys, key.as_deref());
+    let limit = app.fixtures.fansly.limit_per_minute;
+    let window = app
+        .store
+        .count_request(Provider::Fansly, key.as_deref().unwrap_or_default(), now);
     let result = match (&method, rest) {
+        _ if app.enforce_rate_limits && window.n_requests > limit => Err(ApiError::Injected {
+            status: 429,
+            retry_after: Some(window.retry_after_secs),
+        }),
         (&Method::POST, [account, "media", "upload"]) if authorized => {
             upload(app, req, account, now).await
         }
@@ -81,15 +89,11 @@ pub(crate) async fn route(
         }),
     };
     let mut response = result.unwrap_or_else(|err| err.into_response(iso_millis(now)));
-    let used = app
-        .store
-        .count_request(Provider::Fansly, key.as_deref().unwrap_or_default(), now);
-    let limit = app.fixtures.fansly.limit_per_minute;
     let headers = response.headers_mut();
     headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
     headers.insert(
         "x-ratelimit-remaining",
-        HeaderValue::from(limit.saturating_sub(used)),
+        HeaderValue::from(limit.saturating_sub(window.n_requests)),
     );
     if let Ok(plan) = HeaderValue::from_str(&app.fixtures.fansly.plan) {
         headers.insert("x-ratelimit-plan", plan);

@@ -62,8 +62,15 @@ pub(crate) async fn route(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let key_name = key.clone().unwrap_or_default();
-    let n_requests = app.store.count_request(Provider::OnlyFans, &key_name, now);
+    let window = app.store.count_request(Provider::OnlyFans, &key_name, now);
+    let n_requests = window.n_requests;
     let result = match (&method, rest) {
+        _ if app.enforce_rate_limits && n_requests > app.fixtures.onlyfans.limit_per_minute => {
+            Err(ApiError::Injected {
+                status: 429,
+                retry_after: Some(window.retry_after_secs),
+            })
+        }
         (&Method::POST, [account, "media", endpoint @ ("upload" | "vault")]) => {
             if authorized {
                 let destination = if *endpoint == "vault" {
