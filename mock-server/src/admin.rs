@@ -9,7 +9,11 @@
 //! - `POST /__admin/clock/advance` with `{"seconds": N}` or `{"by": "5h 1s"}`: moves a manual clock.
 //! - `GET /__admin/jobs`: every job with the state a poll would see now.
 //! - `GET /__admin/scenarios`: the built-in scenarios and the current default.
-//! - `GET /__admin/journal?route=upload|status|cdn&job=ID&method=GET`: the requests clients sent,
+//! - `GET /__admin/sessions`, `DELETE /__admin/sessions/{id}`: the sessions, and forgetting one.
+//!
+//! With an `X-Mock-Session` header, `clock`, `clock/advance` and `scenario` act on that session
+//! only (its clock moves, every other session's stays); `jobs` and `journal` take `?session=`.
+//! - `GET /__admin/journal?route=upload|status|cdn&session=S&job=ID&method=GET`: the requests clients sent,
 //!   oldest first; `DELETE /__admin/journal` forgets them.
 //! - `PUT /__admin/scenario` with `{"name": "rate-limited"}`: the default for later uploads.
 //! - `GET /__admin/specs/{fansly.yaml|onlyfans.yaml|upstream/onlyfans-status.yaml}`: the specs served.
@@ -21,11 +25,15 @@ use http_body_util::{BodyExt as _, Limited};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
 use crate::app::App;
 use crate::clock::{ClockError, iso_millis, unix_millis};
 use crate::http::{Body, full, json};
+use crate::http::{SESSION_HEADER, session_of};
 use crate::job::{JobState, Phase};
 use crate::spec::Document;
+use crate::store::SessionId;
 
 /// Admin request bodies are small; anything bigger is a mistake.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -71,6 +79,7 @@ struct AdvanceBody {
 
 #[derive(Serialize)]
 struct JobBody {
+    session: String,
     provider: &'static str,
     id: String,
     account: String,
@@ -89,18 +98,39 @@ struct JobBody {
 /// Answers `/__admin/{segments}`.
 pub(crate) async fn handle(app: &App, req: Request<Incoming>, segments: &[&str]) -> Response<Body> {
     let method = req.method().clone();
+    // `X-Mock-Session` on an admin request aims it at that session; absent, at the whole server.
+    let session = match req.headers().contains_key(SESSION_HEADER) {
+        false => None,
+        true => match session_of(&req) {
+            Ok(session) => Some(session),
+            Err(problem) => return error(StatusCode::BAD_REQUEST, "invalid_session", problem),
+        },
+    };
     match (&method, segments) {
         (&Method::GET, ["health"]) => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
-        (&Method::GET, ["clock"]) => clock_body(app, app.clock.now()),
-        (&Method::POST, ["clock", "advance"]) => advance(app, req).await,
-        (&Method::GET, ["jobs"]) => jobs(app),
+        (&Method::GET, ["clock"]) => match &session {
+            Some(session) => clock_body(app, app.now(session)),
+            None => clock_body(app, app.clock.now()),
+        },
+        (&Method::POST, ["clock", "advance"]) => advance(app, session.as_ref(), req).await,
+        (&Method::GET, ["jobs"]) => jobs(app, session.as_deref()),
+        (&Method::GET, ["sessions"]) => sessions(app),
+        (&Method::DELETE, ["sessions", name]) => {
+            let session = SessionId::from(*name);
+            let n_jobs = app.store.reset_session(&session);
+            app.journal.forget_session(name);
+            json(
+                StatusCode::OK,
+                &serde_json::json!({ "session": name, "jobs_removed": n_jobs }),
+            )
+        }
         (&Method::GET, ["scenarios"]) => scenarios(app),
         (&Method::GET, ["journal"]) => journal(app, req.uri().query().unwrap_or_default()),
         (&Method::DELETE, ["journal"]) => {
             app.journal.clear();
             json(StatusCode::OK, &serde_json::json!({ "entries": [] }))
         }
-        (&Method::PUT, ["scenario"]) => set_scenario(app, req).await,
+        (&Method::PUT, ["scenario"]) => set_scenario(app, session.as_ref(), req).await,
         (&Method::GET, ["specs", name @ ..]) => {
             let name = name.join("/");
             match Document::ALL.iter().find(|doc| doc.file_name() == name) {
@@ -198,21 +228,35 @@ struct SetScenarioBody {
     name: String,
 }
 
-async fn set_scenario(app: &App, req: Request<Incoming>) -> Response<Body> {
+async fn set_scenario(
+    app: &App,
+    session: Option<&SessionId>,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let body: SetScenarioBody = match read_json(req).await {
         Ok(body) => body,
         Err(response) => return response,
     };
     match app.scenarios.by_name(&body.name) {
-        Ok(scenario) => {
-            app.scenarios.set_default(scenario);
-            scenarios(app)
-        }
+        Ok(scenario) => match session {
+            Some(session) => {
+                app.store
+                    .set_session_scenario(session, Arc::clone(&scenario));
+                json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "session": &**session, "scenario": scenario.name }),
+                )
+            }
+            None => {
+                app.scenarios.set_default(scenario);
+                scenarios(app)
+            }
+        },
         Err(err) => error(StatusCode::NOT_FOUND, "unknown_scenario", err.to_string()),
     }
 }
 
-async fn advance(app: &App, req: Request<Incoming>) -> Response<Body> {
+async fn advance(app: &App, session: Option<&SessionId>, req: Request<Incoming>) -> Response<Body> {
     let body: AdvanceBody = match read_json(req).await {
         Ok(body) => body,
         Err(response) => return response,
@@ -246,6 +290,10 @@ async fn advance(app: &App, req: Request<Incoming>) -> Response<Body> {
             );
         }
     };
+    if let Some(session) = session {
+        app.store.advance_session(session, by);
+        return clock_body(app, app.now(session));
+    }
     match app.clock.advance(by) {
         Ok(now) => clock_body(app, now),
         Err(err @ ClockError::NotManual) => {
@@ -258,10 +306,33 @@ async fn advance(app: &App, req: Request<Incoming>) -> Response<Body> {
     }
 }
 
-fn jobs(app: &App) -> Response<Body> {
+#[derive(Serialize)]
+struct SessionBody {
+    id: String,
+    n_jobs: usize,
+    clock_offset_ms: u128,
+    scenario: Option<String>,
+}
+
+fn sessions(app: &App) -> Response<Body> {
+    let rows: Vec<SessionBody> = app
+        .store
+        .sessions()
+        .into_iter()
+        .map(|session| SessionBody {
+            id: session.id.to_string(),
+            n_jobs: session.n_jobs,
+            clock_offset_ms: session.offset.as_millis(),
+            scenario: session.scenario,
+        })
+        .collect();
+    json(StatusCode::OK, &serde_json::json!({ "sessions": rows }))
+}
+
+fn jobs(app: &App, session: Option<&str>) -> Response<Body> {
     let rows: Vec<JobBody> = app
         .store
-        .list(app.clock.now())
+        .list(app.clock.now(), session)
         .into_iter()
         .map(|job| {
             let (state, progress, error) = match job.state {
@@ -279,6 +350,7 @@ fn jobs(app: &App) -> Response<Body> {
                 }
             };
             JobBody {
+                session: job.session.to_string(),
                 provider: job.provider.slug(),
                 id: job.id,
                 account: job.account,
@@ -308,6 +380,7 @@ struct PartBody {
 #[derive(Serialize)]
 struct EntryBody {
     seq: u64,
+    session: String,
     at: String,
     method: String,
     path: String,
@@ -340,18 +413,20 @@ fn route_of(method: &str, path: &str) -> &'static str {
 
 fn journal(app: &App, query: &str) -> Response<Body> {
     let mut route = None;
+    let mut session = None;
     let mut job = None;
     let mut method = None;
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         match &*name {
             "route" => route = Some(value.into_owned()),
             "job" => job = Some(value.into_owned()),
+            "session" => session = Some(value.into_owned()),
             "method" => method = Some(value.to_ascii_uppercase()),
             other => {
                 return error(
                     StatusCode::BAD_REQUEST,
                     "unknown_filter",
-                    format!("unknown journal filter {other:?}; use route, job or method"),
+                    format!("unknown journal filter {other:?}; use route, session, job or method"),
                 );
             }
         }
@@ -377,10 +452,14 @@ fn journal(app: &App, query: &str) -> Response<Body> {
                 && method
                     .as_deref()
                     .is_none_or(|method| entry.method == method)
+                && session
+                    .as_deref()
+                    .is_none_or(|session| entry.session == session)
         })
         .into_iter()
         .map(|entry| EntryBody {
             route: route_of(&entry.method, &entry.path),
+            session: entry.session,
             seq: entry.seq,
             at: entry.at,
             method: entry.method,

@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::fixture::Fixtures;
 use crate::scenario::{self, Action, Route, Scenario, ScenarioError};
 use crate::signing::SigningKey;
-use crate::store::Store;
+use crate::store::{SessionId, Store};
 use crate::upload::Limits;
 
 /// Shared, read-mostly server state; the only mutable part is the [`Store`].
@@ -53,11 +53,23 @@ pub(crate) struct UploadPlan {
 }
 
 impl App {
-    /// Picks the upload's scenario (by `X-Mock-Scenario`, else the default), counts the attempt,
-    /// and decides its fault.
-    pub(crate) fn plan_upload(&self, header: Option<&str>) -> Result<UploadPlan, ScenarioError> {
-        let scenario = self.scenarios.for_upload(header)?;
-        let attempt = self.store.next_attempt(&scenario.name);
+    /// The time on `session`'s clock: the server's clock plus the session's own advances.
+    pub(crate) fn now(&self, session: &SessionId) -> std::time::SystemTime {
+        self.store.session_now(session, self.clock.now())
+    }
+
+    /// Picks the upload's scenario (by `X-Mock-Scenario`, else the session's, else the server's
+    /// default), counts the attempt in the session, and decides its fault.
+    pub(crate) fn plan_upload(
+        &self,
+        session: &SessionId,
+        header: Option<&str>,
+    ) -> Result<UploadPlan, ScenarioError> {
+        let scenario = match (header, self.store.session_scenario(session)) {
+            (None, Some(scenario)) => scenario,
+            (header, _) => self.scenarios.for_upload(header)?,
+        };
+        let attempt = self.store.next_attempt(session, &scenario.name);
         let fault = scenario.fault_for(Route::Upload, attempt, self.seed, &scenario.name);
         Ok(UploadPlan {
             scenario,

@@ -39,7 +39,13 @@ fn token<'p>(segments: &[&'p str]) -> Option<&'p str> {
 pub(crate) async fn serve(app: &App, req: &Request<Incoming>, segments: &[&str]) -> Response<Body> {
     let path = req.uri().path();
     let query = req.uri().query().unwrap_or_default();
-    if let Err(err) = signing::verify(path, query, app.clock.unix_secs(), &app.key) {
+    let found = token(segments).and_then(|token| app.store.media(token));
+    // A link is judged by the clock of the session that owns the media.
+    let now = match &found {
+        Some((_, session)) => app.now(session),
+        None => app.clock.now(),
+    };
+    if let Err(err) = signing::verify(path, query, crate::clock::unix_secs(now), &app.key) {
         tracing::info!(%path, reason = err.reason(), "cdn link refused");
         let message = match err {
             signing::SignatureError::MissingKeyPairId
@@ -56,7 +62,7 @@ pub(crate) async fn serve(app: &App, req: &Request<Incoming>, segments: &[&str])
         );
         return response;
     }
-    let Some(media) = token(segments).and_then(|token| app.store.media(token)) else {
+    let Some((media, _)) = found else {
         return xml_error(
             StatusCode::NOT_FOUND,
             "NoSuchKey",

@@ -26,6 +26,7 @@ use crate::app::App;
 use crate::clock::{Stopwatch, iso_millis};
 use crate::journal;
 use crate::scenario::Action;
+use crate::store::{DEFAULT_SESSION, SessionId};
 use crate::upload::{self, Form, UploadError};
 use crate::{admin, cdn, provider};
 
@@ -65,6 +66,33 @@ pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Respon
 pub(crate) struct RequestCtx {
     /// `scheme://host[:port]` for links that must come back to this server.
     pub(crate) origin: String,
+    /// The `X-Mock-Session` the request names, or why it is not a valid name.
+    pub(crate) session: Result<SessionId, String>,
+}
+
+/// The header that gives a test its own jobs, clock, scenario and journal.
+pub(crate) const SESSION_HEADER: &str = "x-mock-session";
+
+/// The session a request names: 1 to 128 of `A-Z a-z 0-9 . _ : -`, or the default session.
+pub(crate) fn session_of<B>(req: &Request<B>) -> Result<SessionId, String> {
+    match req.headers().get(SESSION_HEADER) {
+        None => Ok(SessionId::from(DEFAULT_SESSION)),
+        Some(value) => {
+            let is_valid = !value.is_empty()
+                && value.len() <= 128
+                && value
+                    .as_bytes()
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(b));
+            match value.to_str() {
+                Ok(name) if is_valid => Ok(SessionId::from(name)),
+                _ => Err(format!(
+                    "X-Mock-Session must be 1 to 128 characters of A-Z a-z 0-9 . _ : -, not {:?}",
+                    String::from_utf8_lossy(value.as_bytes())
+                )),
+            }
+        }
+    }
 }
 
 impl RequestCtx {
@@ -88,7 +116,10 @@ impl RequestCtx {
                 }
             }
         };
-        Self { origin }
+        Self {
+            origin,
+            session: session_of(req),
+        }
     }
 }
 
@@ -153,6 +184,8 @@ async fn answer(
 ) -> Result<Response<Body>, Dropped> {
     let stopwatch = Stopwatch::start();
     let journaled = !req.uri().path().starts_with("/__admin/");
+    let session =
+        session_of(&req).map_or_else(|_| "invalid".to_owned(), |session| session.to_string());
     let arrived = journaled.then(|| {
         let headers = req
             .headers()
@@ -186,6 +219,7 @@ async fn answer(
     if let Some((at, method, path, headers)) = arrived {
         app.journal.record(journal::Entry {
             seq: 0,
+            session,
             at,
             method,
             path,

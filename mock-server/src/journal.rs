@@ -40,6 +40,8 @@ pub(crate) struct Note {
 pub(crate) struct Entry {
     /// Its number, from 1, never reused.
     pub(crate) seq: u64,
+    /// The `X-Mock-Session` it belonged to.
+    pub(crate) session: String,
     /// When the request arrived, ISO 8601 on the mock's clock.
     pub(crate) at: String,
     /// The method.
@@ -69,8 +71,8 @@ pub(crate) struct Journal {
 struct Inner {
     next_seq: u64,
     entries: VecDeque<Entry>,
-    /// Upload digest → the first entry that carried it.
-    first_upload: HashMap<[u8; 32], u64>,
+    /// (session, upload digest) → the first entry that carried it: repeats count per session.
+    first_upload: HashMap<(String, [u8; 32]), u64>,
 }
 
 impl Journal {
@@ -93,7 +95,10 @@ impl Journal {
         entry.seq = inner.next_seq;
         if let Some(digest) = entry.note.sha256 {
             let seq = entry.seq;
-            let first = *inner.first_upload.entry(digest).or_insert(seq);
+            let first = *inner
+                .first_upload
+                .entry((entry.session.clone(), digest))
+                .or_insert(seq);
             entry.repeat_of = (first != seq).then_some(first);
         }
         if inner.entries.len() == self.capacity {
@@ -110,6 +115,13 @@ impl Journal {
             .filter(|entry| keep(entry))
             .cloned()
             .collect()
+    }
+
+    /// Forgets one session's entries and upload digests.
+    pub(crate) fn forget_session(&self, session: &str) {
+        let mut inner = self.lock();
+        inner.entries.retain(|entry| entry.session != session);
+        inner.first_upload.retain(|(owner, _), _| owner != session);
     }
 
     /// Forgets every entry and every upload digest.
@@ -142,6 +154,7 @@ mod tests {
     fn entry(sha256: Option<[u8; 32]>) -> Entry {
         Entry {
             seq: 0,
+            session: "default".into(),
             at: String::new(),
             method: "POST".into(),
             path: "/x".into(),

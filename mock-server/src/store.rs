@@ -37,6 +37,38 @@ impl From<Received> for StoredMedia {
     }
 }
 
+/// A test's private corner of the server, named by the `X-Mock-Session` header.
+pub(crate) type SessionId = Arc<str>;
+
+/// The session of requests that name none.
+pub(crate) const DEFAULT_SESSION: &str = "default";
+
+/// What a session owns besides its jobs.
+#[derive(Debug, Default)]
+struct SessionState {
+    /// How far this session's clock is ahead of the server's.
+    offset: Duration,
+    /// The scenario its uploads follow when they name none.
+    scenario: Option<Arc<Scenario>>,
+    /// Fansly job numbers are per session, so each test sees "1", "2", ...
+    next_job: HashMap<Provider, u64>,
+    /// Scenario name → uploads made under it in this session.
+    attempts: HashMap<String, u32>,
+}
+
+/// One row of [`Store::sessions`].
+#[derive(Debug, Clone)]
+pub(crate) struct SessionSummary {
+    /// Its name.
+    pub(crate) id: SessionId,
+    /// Jobs it holds.
+    pub(crate) n_jobs: usize,
+    /// How far its clock is ahead of the server's.
+    pub(crate) offset: Duration,
+    /// Its own default scenario, if set.
+    pub(crate) scenario: Option<String>,
+}
+
 /// An uploaded file kept for the CDN.
 #[derive(Debug)]
 pub(crate) struct StoredMedia {
@@ -64,8 +96,10 @@ pub(crate) enum Destination {
 /// A job as the store keeps it.
 #[derive(Debug)]
 pub(crate) struct Job {
-    /// Per-provider sequence number, from 1; Fansly's `jobId` is this number.
+    /// Per-provider sequence number across sessions, from 1; ids and CDN tokens derive from it.
     pub(crate) seq: u64,
+    /// The session that owns it.
+    pub(crate) session: SessionId,
     /// Which provider's API created it.
     pub(crate) provider: Provider,
     /// The id clients poll with.
@@ -120,6 +154,8 @@ pub(crate) struct Polled {
 /// What a new job needs.
 #[derive(Debug)]
 pub(crate) struct NewJob {
+    /// The session that owns it.
+    pub(crate) session: SessionId,
     /// Which provider.
     pub(crate) provider: Provider,
     /// The account path segment.
@@ -147,18 +183,18 @@ pub(crate) struct Store {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Keyed by (provider, id); a `BTreeMap` by sequence keeps listings in upload order.
-    jobs: HashMap<(Provider, String), u64>,
+    /// Keyed by (session, provider, id); a `BTreeMap` by sequence keeps listings in upload order.
+    jobs: HashMap<(SessionId, Provider, String), u64>,
     by_seq: BTreeMap<(Provider, u64), Job>,
     next_seq: HashMap<Provider, u64>,
-    /// CDN path token → media.
-    blobs: HashMap<String, Arc<StoredMedia>>,
+    /// CDN path token → media and the session whose clock judges its links.
+    blobs: HashMap<String, (Arc<StoredMedia>, SessionId)>,
+    /// Per-session state.
+    sessions: HashMap<SessionId, SessionState>,
     /// API key → request times within the last minute.
     windows: HashMap<(Provider, String), VecDeque<SystemTime>>,
     /// API key → credits charged.
     credits: HashMap<String, u64>,
-    /// Scenario name → uploads made under it.
-    attempts: HashMap<String, u32>,
 }
 
 impl Store {
@@ -215,15 +251,20 @@ impl Store {
         let mut inner = self.lock();
         if let Some(media) = &job.media {
             for token in tokens {
-                inner.blobs.insert(token.clone(), Arc::clone(media));
+                inner
+                    .blobs
+                    .insert(token.clone(), (Arc::clone(media), Arc::clone(&job.session)));
             }
         }
         *inner.credits.entry(job.api_key).or_default() += job.credits_used;
-        inner.jobs.insert((job.provider, id.clone()), seq);
+        inner
+            .jobs
+            .insert((Arc::clone(&job.session), job.provider, id.clone()), seq);
         inner.by_seq.insert(
             (job.provider, seq),
             Job {
                 seq,
+                session: job.session,
                 provider: job.provider,
                 id,
                 account: job.account,
@@ -243,13 +284,16 @@ impl Store {
     /// job became terminal. `account` must match for providers that scope jobs by account.
     pub(crate) fn poll(
         &self,
+        session: &SessionId,
         provider: Provider,
         id: &str,
         account: Option<&str>,
         now: SystemTime,
     ) -> Option<Polled> {
         let mut inner = self.lock();
-        let seq = *inner.jobs.get(&(provider, id.to_owned()))?;
+        let seq = *inner
+            .jobs
+            .get(&(Arc::clone(session), provider, id.to_owned()))?;
         let job = inner.by_seq.get_mut(&(provider, seq))?;
         if account.is_some_and(|account| account != job.account) {
             return None;
@@ -278,9 +322,95 @@ impl Store {
         })
     }
 
-    /// The media a CDN path token points at.
-    pub(crate) fn media(&self, token: &str) -> Option<Arc<StoredMedia>> {
+    /// The media a CDN path token points at, and the session that owns it.
+    pub(crate) fn media(&self, token: &str) -> Option<(Arc<StoredMedia>, SessionId)> {
         self.lock().blobs.get(token).cloned()
+    }
+
+    /// The next Fansly-style job number (1, 2, ...) in `session`.
+    pub(crate) fn next_job_number(&self, session: &SessionId, provider: Provider) -> u64 {
+        let mut inner = self.lock();
+        let state = inner.sessions.entry(Arc::clone(session)).or_default();
+        let next = state.next_job.entry(provider).or_insert(1);
+        let number = *next;
+        *next += 1;
+        number
+    }
+
+    /// `server_now` as `session`'s clock reads it.
+    pub(crate) fn session_now(&self, session: &SessionId, server_now: SystemTime) -> SystemTime {
+        let offset = self
+            .lock()
+            .sessions
+            .get(session)
+            .map_or(Duration::ZERO, |state| state.offset);
+        saturating_add(server_now, offset)
+    }
+
+    /// Moves `session`'s clock forward by `by`, leaving every other session's alone.
+    pub(crate) fn advance_session(&self, session: &SessionId, by: Duration) -> Duration {
+        let mut inner = self.lock();
+        let state = inner.sessions.entry(Arc::clone(session)).or_default();
+        state.offset = state.offset.saturating_add(by);
+        state.offset
+    }
+
+    /// `session`'s own default scenario, if one was set.
+    pub(crate) fn session_scenario(&self, session: &SessionId) -> Option<Arc<Scenario>> {
+        self.lock()
+            .sessions
+            .get(session)
+            .and_then(|state| state.scenario.clone())
+    }
+
+    /// Sets `session`'s own default scenario.
+    pub(crate) fn set_session_scenario(&self, session: &SessionId, scenario: Arc<Scenario>) {
+        let mut inner = self.lock();
+        inner
+            .sessions
+            .entry(Arc::clone(session))
+            .or_default()
+            .scenario = Some(scenario);
+    }
+
+    /// Every session that has jobs or state.
+    pub(crate) fn sessions(&self) -> Vec<SessionSummary> {
+        let inner = self.lock();
+        let mut ids: Vec<SessionId> = inner.sessions.keys().cloned().collect();
+        for job in inner.by_seq.values() {
+            if !ids.contains(&job.session) {
+                ids.push(Arc::clone(&job.session));
+            }
+        }
+        ids.sort();
+        ids.into_iter()
+            .map(|id| {
+                let state = inner.sessions.get(&id);
+                SessionSummary {
+                    n_jobs: inner
+                        .by_seq
+                        .values()
+                        .filter(|job| job.session == id)
+                        .count(),
+                    offset: state.map_or(Duration::ZERO, |state| state.offset),
+                    scenario: state
+                        .and_then(|state| state.scenario.as_ref().map(|s| s.name.clone())),
+                    id,
+                }
+            })
+            .collect()
+    }
+
+    /// Forgets a session: its jobs, their stored media, its clock offset and its scenario.
+    /// Returns how many jobs went.
+    pub(crate) fn reset_session(&self, session: &SessionId) -> usize {
+        let mut inner = self.lock();
+        inner.sessions.remove(session);
+        inner.jobs.retain(|(owner, _, _), _| owner != session);
+        inner.blobs.retain(|_, (_, owner)| owner != session);
+        let before = inner.by_seq.len();
+        inner.by_seq.retain(|_, job| job.session != *session);
+        before - inner.by_seq.len()
     }
 
     /// Counts a request against `key`'s one-minute sliding window.
@@ -309,9 +439,10 @@ impl Store {
 
     /// Counts an upload under `scenario` and returns its number, from 1: the n-th upload is what
     /// upload faults and scripted attempts aim at.
-    pub(crate) fn next_attempt(&self, scenario: &str) -> u32 {
+    pub(crate) fn next_attempt(&self, session: &SessionId, scenario: &str) -> u32 {
         let mut inner = self.lock();
-        let count = inner.attempts.entry(scenario.to_owned()).or_default();
+        let state = inner.sessions.entry(Arc::clone(session)).or_default();
+        let count = state.attempts.entry(scenario.to_owned()).or_default();
         *count = count.saturating_add(1);
         *count
     }
@@ -321,15 +452,23 @@ impl Store {
         self.lock().credits.get(key).copied().unwrap_or(0)
     }
 
-    /// A snapshot of every job with the state it would show at `now` (without counting a poll).
-    pub(crate) fn list(&self, now: SystemTime) -> Vec<JobSummary> {
+    /// A snapshot of every job (of `session`, if given) with the state it would show now on its
+    /// session's clock (without counting a poll).
+    pub(crate) fn list(&self, server_now: SystemTime, session: Option<&str>) -> Vec<JobSummary> {
         let inner = self.lock();
         inner
             .by_seq
             .values()
+            .filter(|job| session.is_none_or(|session| *job.session == *session))
             .map(|job| {
+                let offset = inner
+                    .sessions
+                    .get(&job.session)
+                    .map_or(Duration::ZERO, |state| state.offset);
+                let now = saturating_add(server_now, offset);
                 let elapsed = now.duration_since(job.created_at).unwrap_or(Duration::ZERO);
                 JobSummary {
+                    session: Arc::clone(&job.session),
                     provider: job.provider,
                     id: job.id.clone(),
                     account: job.account.clone(),
@@ -356,6 +495,8 @@ pub(crate) struct Window {
 /// One row of [`Store::list`].
 #[derive(Debug, Clone)]
 pub(crate) struct JobSummary {
+    /// The session that owns it.
+    pub(crate) session: SessionId,
     /// Which provider.
     pub(crate) provider: Provider,
     /// The id clients poll with.

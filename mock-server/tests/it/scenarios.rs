@@ -450,15 +450,29 @@ async fn enforced_rate_limits_answer_429_until_the_window_slides() {
     let mut fixtures = mock_server::fixture::Fixtures::embedded();
     fixtures.fansly.limit_per_minute = 3;
     fixtures.onlyfans.limit_per_minute = 2;
-    let server = spawn_with(MockServer::builder().fixtures(fixtures).enforce_rate_limits(true)).await;
+    let server = spawn_with(
+        MockServer::builder()
+            .fixtures(fixtures)
+            .enforce_rate_limits(true),
+    )
+    .await;
     for remaining in ["2", "1", "0"] {
         let reply = server.fansly_status("9").await;
-        assert_eq!((reply.status, reply.headers["x-ratelimit-remaining"].to_str().unwrap()), (404, remaining));
+        assert_eq!(
+            (
+                reply.status,
+                reply.headers["x-ratelimit-remaining"].to_str().unwrap()
+            ),
+            (404, remaining)
+        );
     }
     server.advance(Duration::from_secs(10)).await;
     let limited = server.fansly_status("9").await;
     assert_eq!(limited.status, 429);
-    assert_eq!(limited.body["message"], "Rate limit exceeded. Please wait before making more requests.");
+    assert_eq!(
+        limited.body["message"],
+        "Rate limit exceeded. Please wait before making more requests."
+    );
     // The oldest request leaves the window 60 s after it arrived: 50 s from now.
     assert_eq!(limited.headers["retry-after"], "50");
     assert_eq!(limited.headers["x-ratelimit-retry-after"], "50");
@@ -466,9 +480,18 @@ async fn enforced_rate_limits_answer_429_until_the_window_slides() {
     assert_eq!(server.fansly_status("9").await.status, 404);
 
     for _ in 0..2 {
-        assert_eq!(server.onlyfans_status(ACCOUNT, "ofapi_media_x").await.status, 404);
+        assert_eq!(
+            server
+                .onlyfans_status(ACCOUNT, "ofapi_media_x")
+                .await
+                .status,
+            404
+        );
     }
     let limited = server.onlyfans_status(ACCOUNT, "ofapi_media_x").await;
-    assert_eq!((limited.status, limited.body["message"].as_str()), (429, Some("Too Many Attempts.")));
+    assert_eq!(
+        (limited.status, limited.body["message"].as_str()),
+        (429, Some("Too Many Attempts."))
+    );
     assert_eq!(limited.headers["retry-after"], "60");
 }

@@ -39,8 +39,9 @@ pub(crate) enum ApiError {
         status: u16,
         retry_after: Option<u32>,
     },
-    /// `X-Mock-Scenario` names no scenario (a test-setup mistake, answered in the provider's shape).
-    UnknownScenario(crate::scenario::ScenarioError),
+    /// `X-Mock-Scenario` or `X-Mock-Session` is wrong: a test-setup mistake, answered in the
+    /// provider's shape with the mock's explanation.
+    MockSetup(String),
 }
 
 impl From<UploadError> for ApiError {
@@ -112,7 +113,7 @@ impl ApiError {
                 };
                 (status, message.into())
             }
-            ApiError::UnknownScenario(err) => (StatusCode::BAD_REQUEST, err.to_string().into()),
+            ApiError::MockSetup(problem) => (StatusCode::BAD_REQUEST, problem.into()),
         };
         let mut response = error_response(status, &message, timestamp);
         if let Some(seconds) = retry_after_secs {

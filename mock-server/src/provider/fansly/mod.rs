@@ -25,7 +25,7 @@ use crate::media::{MediaKind, scale_to_short_side};
 use crate::provider::{Provider, is_key_accepted, redact_key};
 use crate::scenario::{Action, Route};
 use crate::signing::{self, Form};
-use crate::store::{Destination, NewJob, Polled, StoredMedia};
+use crate::store::{Destination, NewJob, Polled, SessionId, StoredMedia};
 
 const QUEUED_MESSAGE: &str = "Upload job queued. Use the status endpoint to track progress.";
 
@@ -56,7 +56,13 @@ pub(crate) async fn route(
     req: Request<Incoming>,
     rest: &[&str],
 ) -> Response<Body> {
-    let now = app.clock.now();
+    let session = match &ctx.session {
+        Ok(session) => Arc::clone(session),
+        Err(problem) => {
+            return ApiError::MockSetup(problem.clone()).into_response(iso_millis(app.clock.now()));
+        }
+    };
+    let now = app.now(&session);
     let key = header_text(&req, "x-api-key").map(str::to_owned);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -71,10 +77,10 @@ pub(crate) async fn route(
             retry_after: Some(window.retry_after_secs),
         }),
         (&Method::POST, [account, "media", "upload"]) if authorized => {
-            upload(app, req, account, now).await
+            upload(app, &session, req, account, now).await
         }
         (&Method::GET, ["media", "upload", job_id, "status"]) if authorized => {
-            status(app, ctx, job_id, now)
+            status(app, ctx, &session, job_id, now)
         }
         (&Method::POST, [_, "media", "upload"])
         | (&Method::GET, ["media", "upload", _, "status"]) => {
@@ -103,6 +109,7 @@ pub(crate) async fn route(
 
 async fn upload(
     app: &App,
+    session: &SessionId,
     req: Request<Incoming>,
     account: &str,
     now: SystemTime,
@@ -112,8 +119,8 @@ async fn upload(
         attempt,
         fault,
     } = app
-        .plan_upload(header_text(&req, SCENARIO_HEADER))
-        .map_err(ApiError::UnknownScenario)?;
+        .plan_upload(&session, header_text(&req, SCENARIO_HEADER))
+        .map_err(|err| ApiError::MockSetup(err.to_string()))?;
     if let Some((status, retry_after)) = fault.as_ref().and_then(Action::http_error) {
         return Err(ApiError::Injected {
             status,
@@ -133,7 +140,7 @@ async fn upload(
         return Err(ApiError::EmptyFile);
     }
     // The upload took time to arrive; the job starts when it is complete.
-    let now = app.clock.now().max(now);
+    let now = app.now(&session).max(now);
     let fixture = &app.fixtures.fansly;
     let mut timeline = scenario
         .timeline
@@ -150,11 +157,12 @@ async fn upload(
     };
     let seq = app.store.next_seq(Provider::Fansly);
     let ids = Ids::new(seq);
+    let job_number = app.store.next_job_number(session, Provider::Fansly);
     let tokens: Vec<String> = std::iter::once(ids.media_id)
         .chain((0..fixture.variant_short_sides.len()).map(|idx| ids.variant_id(idx)))
         .map(|id| id.to_string())
         .collect();
-    let job_id = seq.to_string();
+    let job_id = job_number.to_string();
     let note = Note {
         parts,
         job_id: Some(job_id.clone()),
@@ -174,6 +182,7 @@ async fn upload(
             credits_used: 0,
             api_key: String::new(),
             scenario: Arc::clone(&scenario),
+            session: Arc::clone(&session),
         },
         now,
         &tokens,
@@ -209,12 +218,13 @@ fn is_valid_form_inputs(text: &str) -> bool {
 fn status(
     app: &App,
     ctx: &RequestCtx,
+    session: &SessionId,
     job_id: &str,
     now: SystemTime,
 ) -> Result<Response<Body>, ApiError> {
     let polled = app
         .store
-        .poll(Provider::Fansly, job_id, None, now)
+        .poll(session, Provider::Fansly, job_id, None, now)
         .ok_or(ApiError::JobNotFound)?;
     let fault = polled
         .scenario

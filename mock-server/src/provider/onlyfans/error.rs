@@ -54,8 +54,9 @@ pub(crate) enum ApiError {
         status: u16,
         retry_after: Option<u32>,
     },
-    /// `X-Mock-Scenario` names no scenario (a test-setup mistake, answered in the provider's shape).
-    UnknownScenario(crate::scenario::ScenarioError),
+    /// `X-Mock-Scenario` or `X-Mock-Session` is wrong: a test-setup mistake, answered in the
+    /// provider's shape with the mock's explanation.
+    MockSetup(String),
 }
 
 impl From<UploadError> for ApiError {
@@ -202,11 +203,9 @@ impl ApiError {
                 }
                 response
             }
-            ApiError::UnknownScenario(err) => json(
+            ApiError::MockSetup(problem) => json(
                 StatusCode::BAD_REQUEST,
-                &wire::MessageError {
-                    message: err.to_string(),
-                },
+                &wire::MessageError { message: problem },
             ),
         }
     }

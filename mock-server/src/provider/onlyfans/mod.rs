@@ -30,7 +30,7 @@ use crate::media::{MediaKind, scale_to_width};
 use crate::provider::{Provider, is_key_accepted, redact_key};
 use crate::scenario::{Action, Route};
 use crate::signing::{self, Form};
-use crate::store::{Destination, NewJob, StoredMedia};
+use crate::store::{Destination, NewJob, SessionId, StoredMedia};
 use crate::upload::{self, Received};
 
 /// What a file name keeps unescaped in a link path: RFC 3986's unreserved characters.
@@ -50,7 +50,13 @@ pub(crate) async fn route(
     req: Request<Incoming>,
     rest: &[&str],
 ) -> Response<Body> {
-    let now = app.clock.now();
+    let session = match &ctx.session {
+        Ok(session) => Arc::clone(session),
+        Err(problem) => {
+            return ApiError::MockSetup(problem.clone()).into_response();
+        }
+    };
+    let now = app.now(&session);
     let key = header_text(&req, "authorization")
         .and_then(|value| {
             value
@@ -82,14 +88,14 @@ pub(crate) async fn route(
                     api_key: &key_name,
                     n_requests,
                 };
-                upload(app, ctx, req, account, destination, caller, now).await
+                upload(app, ctx, &session, req, account, destination, caller, now).await
             } else {
                 Err(refuse(key.as_deref()))
             }
         }
         (&Method::GET | &Method::HEAD, [account, "media", "uploads", upload_id, "status"]) => {
             if authorized {
-                status(app, ctx, account, upload_id, now)
+                status(app, ctx, &session, account, upload_id, now)
             } else {
                 Err(refuse(key.as_deref()))
             }
@@ -132,9 +138,11 @@ struct Caller<'k> {
     n_requests: u32,
 }
 
+#[allow(clippy::too_many_arguments)] // Each is a distinct fact of the request; a struct would only rename them.
 async fn upload(
     app: &App,
     ctx: &RequestCtx,
+    session: &SessionId,
     req: Request<Incoming>,
     account: &str,
     destination: Destination,
@@ -147,8 +155,8 @@ async fn upload(
         attempt,
         fault,
     } = app
-        .plan_upload(header_text(&req, SCENARIO_HEADER))
-        .map_err(ApiError::UnknownScenario)?;
+        .plan_upload(&session, header_text(&req, SCENARIO_HEADER))
+        .map_err(|err| ApiError::MockSetup(err.to_string()))?;
     if let Some((status, retry_after)) = fault.as_ref().and_then(Action::http_error) {
         return Err(ApiError::Injected {
             status,
@@ -217,7 +225,7 @@ async fn upload(
             Ok(_) => {}
         }
     }
-    let now = app.clock.now().max(now);
+    let now = app.now(&session).max(now);
     let fixture = &app.fixtures.onlyfans;
     let media = received.ok().map(|file| Arc::new(StoredMedia::from(file)));
     let credits_used = media.as_ref().map_or(0, |media| {
@@ -266,6 +274,7 @@ async fn upload(
             credits_used,
             api_key: api_key.to_owned(),
             scenario: Arc::clone(&scenario),
+            session: Arc::clone(&session),
         },
         now,
         &[names.file_token.clone(), names.source_token.clone()],
@@ -336,13 +345,14 @@ async fn upload(
 fn status(
     app: &App,
     ctx: &RequestCtx,
+    session: &SessionId,
     account: &str,
     upload_id: &str,
     now: SystemTime,
 ) -> Result<Response<Body>, ApiError> {
     let polled = app
         .store
-        .poll(Provider::OnlyFans, upload_id, Some(account), now)
+        .poll(session, Provider::OnlyFans, upload_id, Some(account), now)
         .ok_or(ApiError::UploadNotFound)?;
     let fault = polled
         .scenario
