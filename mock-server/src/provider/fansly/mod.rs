@@ -119,7 +119,7 @@ async fn upload(
         attempt,
         fault,
     } = app
-        .plan_upload(&session, header_text(&req, SCENARIO_HEADER))
+        .plan_upload(session, header_text(&req, SCENARIO_HEADER))
         .map_err(|err| ApiError::MockSetup(err.to_string()))?;
     if let Some((status, retry_after)) = fault.as_ref().and_then(Action::http_error) {
         return Err(ApiError::Injected {
@@ -140,7 +140,7 @@ async fn upload(
         return Err(ApiError::EmptyFile);
     }
     // The upload took time to arrive; the job starts when it is complete.
-    let now = app.now(&session).max(now);
+    let now = app.now(session).max(now);
     let fixture = &app.fixtures.fansly;
     let mut timeline = scenario
         .timeline
@@ -182,7 +182,7 @@ async fn upload(
             credits_used: 0,
             api_key: String::new(),
             scenario: Arc::clone(&scenario),
-            session: Arc::clone(&session),
+            session: Arc::clone(session),
         },
         now,
         &tokens,

@@ -155,7 +155,7 @@ async fn upload(
         attempt,
         fault,
     } = app
-        .plan_upload(&session, header_text(&req, SCENARIO_HEADER))
+        .plan_upload(session, header_text(&req, SCENARIO_HEADER))
         .map_err(|err| ApiError::MockSetup(err.to_string()))?;
     if let Some((status, retry_after)) = fault.as_ref().and_then(Action::http_error) {
         return Err(ApiError::Injected {
@@ -225,7 +225,7 @@ async fn upload(
             Ok(_) => {}
         }
     }
-    let now = app.now(&session).max(now);
+    let now = app.now(session).max(now);
     let fixture = &app.fixtures.onlyfans;
     let media = received.ok().map(|file| Arc::new(StoredMedia::from(file)));
     let credits_used = media.as_ref().map_or(0, |media| {
@@ -274,7 +274,7 @@ async fn upload(
             credits_used,
             api_key: api_key.to_owned(),
             scenario: Arc::clone(&scenario),
-            session: Arc::clone(&session),
+            session: Arc::clone(session),
         },
         now,
         &[names.file_token.clone(), names.source_token.clone()],
