@@ -10,4 +10,5 @@ mod hostile;
 mod journal;
 mod onlyfans;
 mod scenarios;
+mod sessions;
 mod support;
