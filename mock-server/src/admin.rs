@@ -9,6 +9,9 @@
 //! - `POST /__admin/clock/advance` with `{"seconds": N}` or `{"by": "5h 1s"}`: moves a manual clock.
 //! - `GET /__admin/jobs`: every job with the state a poll would see now.
 //! - `GET /__admin/scenarios`: the built-in scenarios and the current default.
+//! - `POST /__admin/jobs/{fansly|onlyfans}/{id}` with `{"outcome": "completed"}`,
+//!   `{"outcome": {"failed": "text"}}` or `{"state": "processing", "progress": 40}`: forces a
+//!   running job to end now, or pins it in a state.
 //! - `GET /__admin/sessions`, `DELETE /__admin/sessions/{id}`: the sessions, and forgetting one.
 //!
 //! With an `X-Mock-Session` header, `clock`, `clock/advance` and `scenario` act on that session
@@ -32,8 +35,9 @@ use crate::clock::{ClockError, iso_millis, unix_millis};
 use crate::http::{Body, full, json};
 use crate::http::{SESSION_HEADER, session_of};
 use crate::job::{JobState, Phase};
+use crate::job::{Outcome, Timeline};
 use crate::spec::Document;
-use crate::store::SessionId;
+use crate::store::{DEFAULT_SESSION, ForceError, SessionId};
 
 /// Admin request bodies are small; anything bigger is a mistake.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -115,6 +119,10 @@ pub(crate) async fn handle(app: &App, req: Request<Incoming>, segments: &[&str])
         (&Method::POST, ["clock", "advance"]) => advance(app, session.as_ref(), req).await,
         (&Method::GET, ["jobs"]) => jobs(app, session.as_deref()),
         (&Method::GET, ["sessions"]) => sessions(app),
+        (&Method::POST, ["jobs", provider, id]) => {
+            let session = session.unwrap_or_else(|| SessionId::from(DEFAULT_SESSION));
+            force(app, &session, provider, id, req).await
+        }
         (&Method::DELETE, ["sessions", name]) => {
             let session = SessionId::from(*name);
             let n_jobs = app.store.reset_session(&session);
@@ -303,6 +311,98 @@ async fn advance(app: &App, session: Option<&SessionId>, req: Request<Incoming>)
             error(StatusCode::BAD_REQUEST, "invalid_duration", err.to_string())
         }
         Err(err) => error(StatusCode::CONFLICT, "clock_refused", err.to_string()),
+    }
+}
+
+/// `{"outcome": "completed"}`, `{"outcome": {"failed": "text"}}`, or
+/// `{"state": "queued"|"processing", "progress": 40}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForceBody {
+    #[serde(default)]
+    outcome: Option<ForcedOutcome>,
+    #[serde(default)]
+    state: Option<ForcedPhase>,
+    #[serde(default)]
+    progress: Option<u8>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ForcedOutcome {
+    Completed,
+    Failed(String),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ForcedPhase {
+    Queued,
+    Processing,
+}
+
+async fn force(
+    app: &App,
+    session: &SessionId,
+    provider: &str,
+    id: &str,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let provider = match provider {
+        "fansly" => crate::Provider::Fansly,
+        "onlyfans" => crate::Provider::OnlyFans,
+        other => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "unknown_provider",
+                format!("no provider {other:?}; use fansly or onlyfans"),
+            );
+        }
+    };
+    let body: ForceBody = match read_json(req).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let outcome = |forced: Option<ForcedOutcome>| match forced {
+        Some(ForcedOutcome::Failed(reason)) => Outcome::Failed {
+            reason: reason.into(),
+        },
+        Some(ForcedOutcome::Completed) | None => Outcome::Completed,
+    };
+    let timeline = match (body.state, body.progress) {
+        (None, None) if body.outcome.is_some() => Timeline::immediate(outcome(body.outcome)),
+        (Some(state), progress) if progress.is_none_or(|progress| progress <= 100) => {
+            let phase = match state {
+                ForcedPhase::Queued => Phase::Queued,
+                ForcedPhase::Processing => Phase::Processing,
+            };
+            Timeline::pinned(phase, progress.unwrap_or(0), outcome(body.outcome))
+        }
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_force",
+                "give an outcome (\"completed\" or {\"failed\": text}), or a state (queued or processing) with a progress of 0 to 100",
+            );
+        }
+    };
+    match app
+        .store
+        .force(session, provider, id, timeline, app.now(session))
+    {
+        Ok(()) => jobs(app, Some(session)),
+        Err(ForceError::NotFound) => error(
+            StatusCode::NOT_FOUND,
+            "unknown_job",
+            format!("no {} job {id:?} in session {session:?}", provider.slug()),
+        ),
+        Err(ForceError::AlreadyTerminal) => error(
+            StatusCode::CONFLICT,
+            "job_terminal",
+            format!(
+                "job {id:?} is already completed or failed, and a terminal state never changes"
+            ),
+        ),
     }
 }
 

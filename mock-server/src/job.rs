@@ -224,6 +224,18 @@ impl Timeline {
         Self::linear(queued, processing, n_progress_steps, self.outcome.clone())
     }
 
+    /// A timeline that holds in `phase` at `progress` until forced again, then ends as `outcome`.
+    pub fn pinned(phase: Phase, progress: u8, outcome: Outcome) -> Self {
+        Self {
+            steps: vec![Step {
+                phase,
+                progress: progress.min(100),
+                until: Until::default(),
+            }],
+            outcome,
+        }
+    }
+
     /// The steps, in order.
     pub fn steps(&self) -> &[Step] {
         &self.steps

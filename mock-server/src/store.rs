@@ -322,6 +322,36 @@ impl Store {
         })
     }
 
+    /// Replaces a running job's future with `timeline` from `now`: a terminal outcome ends it now,
+    /// a pinned step holds it there. A terminal job is refused: what a client saw as final stays so.
+    pub(crate) fn force(
+        &self,
+        session: &SessionId,
+        provider: Provider,
+        id: &str,
+        forced: Timeline,
+        now: SystemTime,
+    ) -> Result<(), ForceError> {
+        let mut inner = self.lock();
+        let seq = *inner
+            .jobs
+            .get(&(Arc::clone(session), provider, id.to_owned()))
+            .ok_or(ForceError::NotFound)?;
+        let job = inner
+            .by_seq
+            .get_mut(&(provider, seq))
+            .ok_or(ForceError::NotFound)?;
+        let elapsed = now.duration_since(job.created_at).unwrap_or(Duration::ZERO);
+        if job.finished_at.is_some() || job.timeline.state_at(elapsed, job.n_polls).is_terminal() {
+            return Err(ForceError::AlreadyTerminal);
+        }
+        if forced.steps().is_empty() {
+            job.finished_at = Some(now);
+        }
+        job.timeline = forced;
+        Ok(())
+    }
+
     /// The media a CDN path token points at, and the session that owns it.
     pub(crate) fn media(&self, token: &str) -> Option<(Arc<StoredMedia>, SessionId)> {
         self.lock().blobs.get(token).cloned()
@@ -490,6 +520,15 @@ pub(crate) struct Window {
     pub(crate) n_requests: u32,
     /// Seconds until the oldest of them leaves the window.
     pub(crate) retry_after_secs: u32,
+}
+
+/// Why [`Store::force`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ForceError {
+    /// No such job in the session.
+    NotFound,
+    /// The job is completed or failed already.
+    AlreadyTerminal,
 }
 
 /// One row of [`Store::list`].

@@ -17,7 +17,10 @@ struct Session<'s> {
 
 impl Session<'_> {
     async fn upload(&self, scenario: Option<&str>) -> String {
-        let form = Form::new().part("file", file_part(sample("sample.png"), "a.png", "image/png"));
+        let form = Form::new().part(
+            "file",
+            file_part(sample("sample.png"), "a.png", "image/png"),
+        );
         let mut request = self
             .server
             .http
@@ -37,7 +40,10 @@ impl Session<'_> {
         let response = self
             .server
             .http
-            .get(self.server.url(&format!("/api/fansly/media/upload/{job_id}/status")))
+            .get(
+                self.server
+                    .url(&format!("/api/fansly/media/upload/{job_id}/status")),
+            )
             .header("x-api-key", "k")
             .header("x-mock-session", self.name)
             .send()
@@ -83,8 +89,14 @@ fn link(reply: &Reply) -> String {
 #[tokio::test]
 async fn two_sessions_in_parallel_do_not_interfere() {
     let server = spawn_server().await;
-    let alice = Session { server: &server, name: "alice" };
-    let bob = Session { server: &server, name: "bob" };
+    let alice = Session {
+        server: &server,
+        name: "alice",
+    };
+    let bob = Session {
+        server: &server,
+        name: "bob",
+    };
 
     // Both start numbering at 1, uploading at the same time.
     let (alice_job, bob_job) = tokio::join!(alice.upload(None), bob.upload(None));
@@ -101,7 +113,10 @@ async fn two_sessions_in_parallel_do_not_interfere() {
     for _ in 0..3 {
         bob.status(&bob_second).await;
     }
-    let alice_polls = [alice.status(&alice_second).await.status, alice.status(&alice_second).await.status];
+    let alice_polls = [
+        alice.status(&alice_second).await.status,
+        alice.status(&alice_second).await.status,
+    ];
     assert_eq!(alice_polls, [200, 429]);
     let bob_poll = bob.status(&bob_second).await;
     assert_eq!(bob_poll.status, 200);
@@ -130,20 +145,50 @@ async fn two_sessions_in_parallel_do_not_interfere() {
         .unwrap();
     let entries = journal["entries"].as_array().unwrap();
     assert!(!entries.is_empty());
-    assert!(entries.iter().all(|entry| entry["session"] == "bob"), "{entries:#?}");
+    assert!(
+        entries.iter().all(|entry| entry["session"] == "bob"),
+        "{entries:#?}"
+    );
 }
 
 #[tokio::test]
 async fn sessions_are_listed_and_a_reset_removes_jobs_and_their_files() {
     let server = spawn_server().await;
-    let carol = Session { server: &server, name: "carol" };
+    let carol = Session {
+        server: &server,
+        name: "carol",
+    };
     carol.upload(None).await;
     carol.upload(None).await;
-    server.fansly_upload("acct", Form::new().part("file", file_part(sample("sample.png"), "a.png", "image/png"))).await;
-    let listed: Value = server.http.get(server.url("/__admin/sessions")).send().await.unwrap().json().await.unwrap();
-    let carol_row = listed["sessions"].as_array().unwrap().iter().find(|row| row["id"] == "carol").unwrap().clone();
+    server
+        .fansly_upload(
+            "acct",
+            Form::new().part(
+                "file",
+                file_part(sample("sample.png"), "a.png", "image/png"),
+            ),
+        )
+        .await;
+    let listed: Value = server
+        .http
+        .get(server.url("/__admin/sessions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let carol_row = listed["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["id"] == "carol")
+        .unwrap()
+        .clone();
     assert_eq!(carol_row["n_jobs"], 2);
-    let files_before = std::fs::read_dir(server.server.storage_dir()).unwrap().count();
+    let files_before = std::fs::read_dir(server.server.storage_dir())
+        .unwrap()
+        .count();
     assert_eq!(files_before, 3);
 
     let reset: Value = server
@@ -157,8 +202,18 @@ async fn sessions_are_listed_and_a_reset_removes_jobs_and_their_files() {
         .unwrap();
     assert_eq!(reset["jobs_removed"], 2);
     assert_eq!(carol.status("1").await.status, 404);
-    assert_eq!(std::fs::read_dir(server.server.storage_dir()).unwrap().count(), 1, "carol's uploads are still on disk");
-    assert_eq!(server.jobs().await.len(), 1, "the default session's job went too");
+    assert_eq!(
+        std::fs::read_dir(server.server.storage_dir())
+            .unwrap()
+            .count(),
+        1,
+        "carol's uploads are still on disk"
+    );
+    assert_eq!(
+        server.jobs().await.len(),
+        1,
+        "the default session's job went too"
+    );
     // A reset session starts again from job 1.
     assert_eq!(carol.upload(None).await, "1");
 }
@@ -176,5 +231,10 @@ async fn an_invalid_session_name_gets_the_providers_400() {
         .unwrap();
     let reply = Reply::checked(response, "GET", Document::Fansly).await;
     assert_eq!(reply.status, 400);
-    assert!(reply.body["message"].as_str().unwrap().starts_with("X-Mock-Session must be"));
+    assert!(
+        reply.body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("X-Mock-Session must be")
+    );
 }
