@@ -169,20 +169,38 @@ async fn force(server: &crate::support::TestServer, path: &str, body: Value) -> 
 #[tokio::test]
 async fn a_running_job_can_be_pinned_then_forced_to_an_outcome_once() {
     let server = spawn_server().await;
-    let form = reqwest::multipart::Form::new()
-        .part("file", crate::support::file_part(crate::support::sample("sample.png"), "a.png", "image/png"));
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        crate::support::file_part(crate::support::sample("sample.png"), "a.png", "image/png"),
+    );
     server.fansly_upload("acct", form).await;
 
-    let (status, _) = force(&server, "fansly/1", json!({"state": "processing", "progress": 40})).await;
+    let (status, _) = force(
+        &server,
+        "fansly/1",
+        json!({"state": "processing", "progress": 40}),
+    )
+    .await;
     assert_eq!(status, 200);
     server.advance(Duration::from_secs(3600)).await;
     let pinned = server.fansly_status("1").await.body["data"].clone();
-    assert_eq!((pinned["state"].as_str(), pinned["progress"].as_u64()), (Some("active"), Some(40)));
+    assert_eq!(
+        (pinned["state"].as_str(), pinned["progress"].as_u64()),
+        (Some("active"), Some(40))
+    );
 
-    let (status, _) = force(&server, "fansly/1", json!({"outcome": {"failed": "forced by QA"}})).await;
+    let (status, _) = force(
+        &server,
+        "fansly/1",
+        json!({"outcome": {"failed": "forced by QA"}}),
+    )
+    .await;
     assert_eq!(status, 200);
     let failed = server.fansly_status("1").await.body["data"].clone();
-    assert_eq!((failed["state"].as_str(), failed["failedReason"].as_str()), (Some("failed"), Some("forced by QA")));
+    assert_eq!(
+        (failed["state"].as_str(), failed["failedReason"].as_str()),
+        (Some("failed"), Some("forced by QA"))
+    );
 
     let (status, error) = force(&server, "fansly/1", json!({"outcome": "completed"})).await;
     assert_eq!(status, 409);
@@ -193,31 +211,63 @@ async fn a_running_job_can_be_pinned_then_forced_to_an_outcome_once() {
 async fn a_forced_completion_starts_the_link_lifetime_now() {
     let server = spawn_server().await;
     let form = reqwest::multipart::Form::new()
-        .part("file", crate::support::file_part(crate::support::sample("sample.png"), "a.png", "image/png"))
+        .part(
+            "file",
+            crate::support::file_part(crate::support::sample("sample.png"), "a.png", "image/png"),
+        )
         .text("async", "true");
     let accepted = server.onlyfans_upload("acct_1", "vault", form).await;
     let upload_id = accepted.body["prefixed_id"].as_str().unwrap().to_owned();
     server.advance(Duration::from_millis(100)).await;
-    let (status, _) = force(&server, &format!("onlyfans/{upload_id}"), json!({"outcome": "completed"})).await;
+    let (status, _) = force(
+        &server,
+        &format!("onlyfans/{upload_id}"),
+        json!({"outcome": "completed"}),
+    )
+    .await;
     assert_eq!(status, 200);
     let done = server.onlyfans_status("acct_1", &upload_id).await.body;
     assert_eq!(done["status"], "completed");
-    let link = done["media"]["files"]["full"]["url"].as_str().unwrap().to_owned();
-    assert!(link.contains(&format!("Expires={}", START_UNIX + 24 * 3600)), "{link}");
+    let link = done["media"]["files"]["full"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        link.contains(&format!("Expires={}", START_UNIX + 24 * 3600)),
+        "{link}"
+    );
 }
 
 #[tokio::test]
 async fn forcing_refuses_unknown_jobs_providers_and_bodies() {
     let server = spawn_server().await;
-    assert_eq!(force(&server, "fansly/99", json!({"outcome": "completed"})).await.0, 404);
+    assert_eq!(
+        force(&server, "fansly/99", json!({"outcome": "completed"}))
+            .await
+            .0,
+        404
+    );
     let (status, error) = force(&server, "myspace/1", json!({"outcome": "completed"})).await;
-    assert_eq!((status, error["error"]["code"].as_str()), (404, Some("unknown_provider")));
-    let form = reqwest::multipart::Form::new()
-        .part("file", crate::support::file_part(crate::support::sample("sample.png"), "a.png", "image/png"));
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (404, Some("unknown_provider"))
+    );
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        crate::support::file_part(crate::support::sample("sample.png"), "a.png", "image/png"),
+    );
     server.fansly_upload("acct", form).await;
-    for body in [json!({}), json!({"state": "processing", "progress": 101}), json!({"outcome": "exploded"}), json!({"state": "done"})] {
+    for body in [
+        json!({}),
+        json!({"state": "processing", "progress": 101}),
+        json!({"outcome": "exploded"}),
+        json!({"state": "done"}),
+    ] {
         let (status, error) = force(&server, "fansly/1", body.clone()).await;
         assert_eq!(status, 400, "{body}");
-        assert!(["invalid_force", "invalid_json"].contains(&error["error"]["code"].as_str().unwrap()), "{error}");
+        assert!(
+            ["invalid_force", "invalid_json"].contains(&error["error"]["code"].as_str().unwrap()),
+            "{error}"
+        );
     }
 }
