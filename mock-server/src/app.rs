@@ -63,6 +63,7 @@ impl App {
     pub(crate) fn plan_upload(
         &self,
         session: &SessionId,
+        account: &str,
         header: Option<&str>,
     ) -> Result<UploadPlan, ScenarioError> {
         let scenario = match (header, self.store.session_scenario(session)) {
@@ -70,7 +71,7 @@ impl App {
             (header, _) => self.scenarios.for_upload(header)?,
         };
         let attempt = self.store.next_attempt(session, &scenario.name);
-        let fault = scenario.fault_for(Route::Upload, attempt, self.seed, &scenario.name);
+        let fault = scenario.fault_for(Route::Upload, attempt, account, self.seed, &scenario.name);
         Ok(UploadPlan {
             scenario,
             attempt,

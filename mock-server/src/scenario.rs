@@ -177,6 +177,8 @@ pub struct Fault {
     pub nth: Vec<u32>,
     /// Chance that a matching request is hit, 0–1.
     pub probability: f64,
+    /// Account path segments aimed at (glob patterns); empty is every account.
+    pub accounts: Vec<glob::Pattern>,
     /// What happens.
     pub action: Action,
 }
@@ -365,10 +367,18 @@ impl Scenario {
                     }
                 }
             };
+            let mut accounts = Vec::with_capacity(fault.accounts.len());
+            for pattern in &fault.accounts {
+                accounts.push(
+                    glob::Pattern::new(pattern)
+                        .map_err(|_| problem("accounts holds an invalid glob pattern"))?,
+                );
+            }
             faults.push(Fault {
                 route: fault.on,
                 nth: fault.nth,
                 probability: fault.probability,
+                accounts,
                 action,
             });
         }
@@ -392,16 +402,28 @@ impl Scenario {
         self.attempts.get(idx).or_else(|| self.attempts.last())
     }
 
-    /// The first fault that hits the `nth` request on `route`, given the server `seed` and a
-    /// `subject` naming what is aimed at (the job id for polls, the scenario for uploads).
-    /// A latency is drawn here, so the action returned is a fixed delay.
-    pub fn fault_for(&self, route: Route, nth: u32, seed: u64, subject: &str) -> Option<Action> {
+    /// The first fault that hits the `nth` request on `route` for `account`, given the server
+    /// `seed` and a `subject` naming what is aimed at (the job id for polls, the scenario for
+    /// uploads). A latency is drawn here, so the action returned is a fixed delay.
+    pub fn fault_for(
+        &self,
+        route: Route,
+        nth: u32,
+        account: &str,
+        seed: u64,
+        subject: &str,
+    ) -> Option<Action> {
         self.faults
             .iter()
             .enumerate()
             .find_map(|(fault_idx, fault)| {
-                let aimed =
-                    fault.route == route && (fault.nth.is_empty() || fault.nth.contains(&nth));
+                let aimed = fault.route == route
+                    && (fault.nth.is_empty() || fault.nth.contains(&nth))
+                    && (fault.accounts.is_empty()
+                        || fault
+                            .accounts
+                            .iter()
+                            .any(|pattern| pattern.matches(account)));
                 let hits = aimed
                     && (fault.probability >= 1.0
                         || roll(seed, subject, route, nth, fault_idx, 0) < fault.probability);
@@ -470,6 +492,8 @@ struct FaultFile {
     nth: Vec<u32>,
     #[serde(default = "always")]
     probability: f64,
+    #[serde(default)]
+    accounts: Vec<String>,
     #[serde(flatten)]
     action: ActionFile,
 }
@@ -555,15 +579,15 @@ mod tests {
     #[test]
     fn faults_hit_only_the_aimed_poll() {
         let scenario = Scenario::resolve("rate-limited").unwrap();
-        assert_eq!(scenario.fault_for(Route::Status, 1, 0, "job"), None);
+        assert_eq!(scenario.fault_for(Route::Status, 1, "acct", 0, "job"), None);
         assert!(matches!(
-            scenario.fault_for(Route::Status, 2, 0, "job"),
+            scenario.fault_for(Route::Status, 2, "acct", 0, "job"),
             Some(Action::Respond {
                 status: 429,
                 retry_after: Some(_)
             })
         ));
-        assert_eq!(scenario.fault_for(Route::Upload, 2, 0, "job"), None);
+        assert_eq!(scenario.fault_for(Route::Upload, 2, "acct", 0, "job"), None);
     }
 
     #[test]
@@ -574,7 +598,7 @@ mod tests {
             (1..=200)
                 .map(|nth| {
                     scenario
-                        .fault_for(Route::Status, nth, seed, "job-1")
+                        .fault_for(Route::Status, nth, "acct", seed, "job-1")
                         .is_some()
                 })
                 .collect::<Vec<_>>()
@@ -618,6 +642,20 @@ mod tests {
         assert!(
             message.contains("x.yaml") && message.contains("line"),
             "{message}"
+        );
+    }
+
+    #[test]
+    fn faults_can_aim_at_accounts_by_glob() {
+        let text = "description: d\nfaults:\n  - on: status\n    accounts: [\"acct_flaky*\"]\n    drop: {}\n";
+        let scenario = Scenario::parse("a", text, Path::new("a.yaml")).unwrap();
+        assert_eq!(
+            scenario.fault_for(Route::Status, 1, "acct_flaky_7", 0, "j"),
+            Some(Action::Drop)
+        );
+        assert_eq!(
+            scenario.fault_for(Route::Status, 1, "acct_calm", 0, "j"),
+            None
         );
     }
 

@@ -495,3 +495,19 @@ async fn enforced_rate_limits_answer_429_until_the_window_slides() {
     );
     assert_eq!(limited.headers["retry-after"], "60");
 }
+
+#[tokio::test]
+async fn a_fault_aimed_at_accounts_spares_the_others() {
+    let scenario = custom(
+        "description: d\nfaults:\n  - on: status\n    accounts: [\"acct_flaky*\"]\n    respond: { status: 503 }\n",
+    );
+    let server = spawn_with(MockServer::builder().scenario(scenario)).await;
+    let mut statuses = vec![];
+    for account in ["acct_flaky_1", "acct_calm"] {
+        let form = png_form().text("async", "true");
+        let accepted = server.onlyfans_upload(account, "upload", form).await;
+        let upload_id = accepted.body["prefixed_id"].as_str().unwrap().to_owned();
+        statuses.push(server.onlyfans_status(account, &upload_id).await.status);
+    }
+    assert_eq!(statuses, [503, 200]);
+}

@@ -119,7 +119,7 @@ async fn upload(
         attempt,
         fault,
     } = app
-        .plan_upload(session, header_text(&req, SCENARIO_HEADER))
+        .plan_upload(session, account, header_text(&req, SCENARIO_HEADER))
         .map_err(|err| ApiError::MockSetup(err.to_string()))?;
     if let Some((status, retry_after)) = fault.as_ref().and_then(Action::http_error) {
         return Err(ApiError::Injected {
@@ -226,9 +226,13 @@ fn status(
         .store
         .poll(session, Provider::Fansly, job_id, None, now)
         .ok_or(ApiError::JobNotFound)?;
-    let fault = polled
-        .scenario
-        .fault_for(Route::Status, polled.poll_number, app.seed, &polled.id);
+    let fault = polled.scenario.fault_for(
+        Route::Status,
+        polled.poll_number,
+        &polled.account,
+        app.seed,
+        &polled.id,
+    );
     if let Some((status, retry_after)) = fault.as_ref().and_then(Action::http_error) {
         return Err(ApiError::Injected {
             status,
