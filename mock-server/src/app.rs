@@ -25,6 +25,8 @@ pub(crate) struct App {
     pub(crate) seed: u64,
     /// The server's default scenario and the ones requests may name.
     pub(crate) scenarios: Scenarios,
+    /// Scenario choice by account and file name.
+    pub(crate) rules: scenario::Rules,
     /// What clients sent and got.
     pub(crate) journal: crate::journal::Journal,
     /// Whether a key over its per-minute limit gets 429 (otherwise the headers only count).
@@ -50,6 +52,8 @@ pub(crate) struct UploadPlan {
     pub(crate) attempt: u32,
     /// The fault aimed at this upload, if any.
     pub(crate) fault: Option<Action>,
+    /// Whether `X-Mock-Scenario` chose it (no rule may override that).
+    pub(crate) is_chosen_by_header: bool,
 }
 
 impl App {
@@ -66,17 +70,55 @@ impl App {
         account: &str,
         header: Option<&str>,
     ) -> Result<UploadPlan, ScenarioError> {
-        let scenario = match (header, self.store.session_scenario(session)) {
-            (None, Some(scenario)) => scenario,
-            (header, _) => self.scenarios.for_upload(header)?,
+        let by_header = header.map(str::trim).filter(|name| !name.is_empty());
+        let scenario = match by_header {
+            Some(name) => self.scenarios.by_name(name)?,
+            None => match self.rules.find(account, None) {
+                Some(scenario) => scenario,
+                None => self
+                    .store
+                    .session_scenario(session)
+                    .unwrap_or_else(|| self.scenarios.default_scenario()),
+            },
         };
+        Ok(self.plan_with(session, account, scenario, by_header.is_some()))
+    }
+
+    fn plan_with(
+        &self,
+        session: &SessionId,
+        account: &str,
+        scenario: Arc<Scenario>,
+        is_chosen_by_header: bool,
+    ) -> UploadPlan {
         let attempt = self.store.next_attempt(session, &scenario.name);
         let fault = scenario.fault_for(Route::Upload, attempt, account, self.seed, &scenario.name);
-        Ok(UploadPlan {
+        UploadPlan {
             scenario,
             attempt,
             fault,
-        })
+            is_chosen_by_header,
+        }
+    }
+
+    /// Once the file name is known, a rule matching it takes over from the default the plan fell
+    /// back on (a header's choice stands). Returns the plan to follow.
+    pub(crate) fn replan_for_file(
+        &self,
+        plan: UploadPlan,
+        session: &SessionId,
+        account: &str,
+        file_name: Option<&str>,
+    ) -> UploadPlan {
+        if plan.is_chosen_by_header || !self.rules.has_file_rules() {
+            return plan;
+        }
+        match self.rules.find(account, file_name) {
+            Some(scenario) if scenario.name != plan.scenario.name => {
+                self.plan_with(session, account, scenario, false)
+            }
+            _ => plan,
+        }
     }
 }
 
@@ -101,14 +143,6 @@ impl Scenarios {
     /// Makes `scenario` the default for later uploads.
     pub(crate) fn set_default(&self, scenario: Arc<Scenario>) {
         *self.default.lock().unwrap_or_else(PoisonError::into_inner) = scenario;
-    }
-
-    /// The scenario an upload follows: the one its `X-Mock-Scenario` header names, else the default.
-    pub(crate) fn for_upload(&self, header: Option<&str>) -> Result<Arc<Scenario>, ScenarioError> {
-        match header.map(str::trim).filter(|name| !name.is_empty()) {
-            Some(name) => self.by_name(name),
-            None => Ok(self.default_scenario()),
-        }
     }
 
     /// A scenario by name: the current default's own name, or a built-in. Never a path: a request

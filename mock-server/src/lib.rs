@@ -60,7 +60,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::fixture::Fixtures;
 pub use crate::provider::Provider;
-use crate::scenario::Scenario;
+use crate::scenario::{Rules, Scenario};
 use crate::signing::SigningKey;
 
 /// The OnlyFansAPI limit: 100 MB, as Laravel's `max:102400` (kilobytes) counts it.
@@ -109,6 +109,7 @@ pub struct Builder {
     scenario: Option<Arc<Scenario>>,
     journal_capacity: usize,
     enforce_rate_limits: bool,
+    rules: Rules,
 }
 
 impl Default for Builder {
@@ -127,6 +128,7 @@ impl Default for Builder {
             scenario: None,
             journal_capacity: DEFAULT_JOURNAL_CAPACITY,
             enforce_rate_limits: false,
+            rules: Rules::default(),
         }
     }
 }
@@ -201,6 +203,12 @@ impl Builder {
         self
     }
 
+    /// Scenario choice by account or file name (see [`Rules`]); none by default.
+    pub fn scenario_rules(mut self, rules: Rules) -> Self {
+        self.rules = rules;
+        self
+    }
+
     /// How many requests the journal keeps (the oldest go first); 10,000 by default.
     pub fn journal_capacity(mut self, entries: usize) -> Self {
         self.journal_capacity = entries;
@@ -266,6 +274,7 @@ impl Builder {
             scenarios: app::Scenarios::new(default_scenario),
             journal: journal::Journal::new(self.journal_capacity),
             enforce_rate_limits: self.enforce_rate_limits,
+            rules: self.rules,
             storage_dir: storage_dir.clone(),
             limits: upload::Limits {
                 max_file_bytes: self.max_upload_bytes,

@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
 use mock_server::clock::{Clock, saturating_add};
 use mock_server::fixture::{Fixtures, repo_media_dir};
-use mock_server::scenario::Scenario;
+use mock_server::scenario::{Rules, Scenario};
 use mock_server::signing::SigningKey;
 use mock_server::{DEFAULT_KEY_PAIR_ID, DEFAULT_MAX_UPLOAD_BYTES, MockServer};
 
@@ -55,6 +55,10 @@ struct Args {
     /// Scenario for uploads that name none: a built-in name (`rate-limited`, ...) or a YAML file.
     #[arg(long, env = "MOCK_SCENARIO")]
     scenario: Option<String>,
+
+    /// YAML rules choosing a scenario by account id or file-name glob (fixtures/scenarios/README.md).
+    #[arg(long, env = "MOCK_SCENARIO_RULES")]
+    scenario_rules: Option<PathBuf>,
 
     /// The one seed behind ids and probabilistic faults (default: random, logged at start).
     #[arg(long, env = "MOCK_SEED")]
@@ -132,6 +136,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         builder = builder.scenario(Scenario::resolve(scenario)?);
     }
     builder = builder.enforce_rate_limits(args.enforce_rate_limits);
+    if let Some(path) = &args.scenario_rules {
+        builder = builder.scenario_rules(Rules::from_file(path)?);
+    }
     if let Some(seed) = args.seed {
         builder = builder.seed(seed);
     }

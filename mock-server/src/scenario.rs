@@ -242,6 +242,16 @@ pub enum ScenarioError {
         /// What is wrong.
         problem: &'static str,
     },
+    /// A rule in a rules file is unusable.
+    #[error("invalid scenario rules {path}: rules[{rule_idx}]: {problem}")]
+    Rule {
+        /// The file.
+        path: PathBuf,
+        /// Zero-based index of the rule.
+        rule_idx: usize,
+        /// What is wrong.
+        problem: &'static str,
+    },
     /// Neither a built-in name nor a readable file.
     #[error("unknown scenario {name:?}; built-in: {}", known.join(", "))]
     Unknown {
@@ -436,6 +446,113 @@ impl Scenario {
                 })
             })
     }
+}
+
+/// Which scenario an upload follows, by its account or file name, from a rules file:
+///
+/// ```yaml
+/// rules:
+///   - { account: "acct_slow*", scenario: slow }
+///   - { file_name: "*.mp4", scenario: fail-while-processing }
+///   - { account: "acct_qa", file_name: "big-*", scenario: ./my-scenario.yaml }
+/// ```
+///
+/// The first rule whose patterns all match wins; a scenario is a built-in name or a file path
+/// relative to the rules file.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    account: Option<glob::Pattern>,
+    file_name: Option<glob::Pattern>,
+    scenario: Arc<Scenario>,
+}
+
+impl Rules {
+    /// Reads a rules file; every scenario it names is loaded now, so a bad one fails start-up.
+    pub fn from_file(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let file: RulesFile =
+            serde_norway::from_str(&text).map_err(|source| ScenarioError::Parse {
+                path: path.to_owned(),
+                source,
+            })?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        let mut rules = Vec::with_capacity(file.rules.len());
+        for (rule_idx, rule) in file.rules.into_iter().enumerate() {
+            let problem = |problem| ScenarioError::Rule {
+                path: path.to_owned(),
+                rule_idx,
+                problem,
+            };
+            let pattern = |text: Option<String>| {
+                text.map(|text| glob::Pattern::new(&text))
+                    .transpose()
+                    .map_err(|_| problem("invalid glob pattern"))
+            };
+            let account = pattern(rule.account)?;
+            let file_name = pattern(rule.file_name)?;
+            if account.is_none() && file_name.is_none() {
+                return Err(problem("a rule needs an account or a file_name pattern"));
+            }
+            let scenario = if BUILT_IN.iter().any(|(name, _)| *name == rule.scenario) {
+                Scenario::resolve(&rule.scenario)?
+            } else {
+                Arc::new(Scenario::from_file(&base.join(&rule.scenario))?)
+            };
+            rules.push(Rule {
+                account,
+                file_name,
+                scenario,
+            });
+        }
+        Ok(Self { rules })
+    }
+
+    /// The scenario of the first rule that matches `account` (and `file_name`, when the rule has
+    /// a file-name pattern; `None` means the file name is not known yet).
+    pub fn find(&self, account: &str, file_name: Option<&str>) -> Option<Arc<Scenario>> {
+        self.rules
+            .iter()
+            .find(|rule| {
+                rule.account
+                    .as_ref()
+                    .is_none_or(|pattern| pattern.matches(account))
+                    && match (&rule.file_name, file_name) {
+                        (None, _) => true,
+                        (Some(pattern), Some(name)) => pattern.matches(name),
+                        (Some(_), None) => false,
+                    }
+            })
+            .map(|rule| Arc::clone(&rule.scenario))
+    }
+
+    /// Whether any rule looks at file names (so a choice made before the body may change).
+    pub fn has_file_rules(&self) -> bool {
+        self.rules.iter().any(|rule| rule.file_name.is_some())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    rules: Vec<RuleFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    #[serde(default)]
+    account: Option<String>,
+    #[serde(default)]
+    file_name: Option<String>,
+    scenario: String,
 }
 
 /// A deterministic draw in `[0, 1)` from what a request is: the same inputs always give the same

@@ -511,3 +511,98 @@ async fn a_fault_aimed_at_accounts_spares_the_others() {
     }
     assert_eq!(statuses, [503, 200]);
 }
+
+#[tokio::test]
+async fn rules_choose_scenarios_by_account_and_file_name_unless_a_header_does() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("gif-trouble.yaml"),
+        "description: GIF polls fail\nfaults:\n  - on: status\n    respond: { status: 503 }\n",
+    )
+    .unwrap();
+    let rules_path = dir.path().join("rules.yaml");
+    std::fs::write(
+        &rules_path,
+        "rules:\n  - { account: \"acct_stuck*\", scenario: stuck }\n  - { file_name: \"*.gif\", scenario: ./gif-trouble.yaml }\n",
+    )
+    .unwrap();
+    let rules = mock_server::scenario::Rules::from_file(&rules_path).unwrap();
+    let server = spawn_with(MockServer::builder().scenario_rules(rules)).await;
+
+    let accepted = server
+        .onlyfans_upload("acct_stuck_1", "upload", png_form().text("async", "true"))
+        .await;
+    let stuck_id = accepted.body["prefixed_id"].as_str().unwrap().to_owned();
+
+    let gif = || {
+        Form::new().part(
+            "file",
+            file_part(sample("sample.gif"), "a.gif", "image/gif"),
+        )
+    };
+    let gif_job = server.fansly_upload("acct", gif()).await.body["data"]["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let png_job = server.fansly_upload("acct", png_form()).await.body["data"]["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = server
+        .http
+        .post(server.url("/api/fansly/acct/media/upload"))
+        .header("x-api-key", "k")
+        .header("x-mock-scenario", "happy")
+        .multipart(gif())
+        .send()
+        .await
+        .unwrap();
+    let header_job = Reply::checked(response, "POST", Document::Fansly)
+        .await
+        .body["data"]["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    server.advance(Duration::from_secs(3600)).await;
+    assert_eq!(
+        server.onlyfans_status("acct_stuck_1", &stuck_id).await.body["status"],
+        "processing"
+    );
+    assert_eq!(server.fansly_status(&gif_job).await.status, 503);
+    assert_eq!(
+        server.fansly_status(&png_job).await.body["data"]["state"],
+        "completed"
+    );
+    assert_eq!(
+        server.fansly_status(&header_job).await.body["data"]["state"],
+        "completed"
+    );
+}
+
+#[test]
+fn a_bad_rules_file_names_the_file_and_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.yaml");
+    std::fs::write(
+        &path,
+        "rules:\n  - { account: \"a*\", scenario: happy }\n  - { scenario: slow }\n",
+    )
+    .unwrap();
+    let err = mock_server::scenario::Rules::from_file(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("rules.yaml") && err.contains("rules[1]"),
+        "{err}"
+    );
+    std::fs::write(
+        &path,
+        "rules:\n  - { account: \"a*\", scenario: no-such-scenario.yaml }\n",
+    )
+    .unwrap();
+    let err = mock_server::scenario::Rules::from_file(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no-such-scenario.yaml"), "{err}");
+}

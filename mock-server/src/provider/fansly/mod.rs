@@ -114,21 +114,24 @@ async fn upload(
     account: &str,
     now: SystemTime,
 ) -> Result<Response<Body>, ApiError> {
+    let plan = app
+        .plan_upload(session, account, header_text(&req, SCENARIO_HEADER))
+        .map_err(|err| ApiError::MockSetup(err.to_string()))?;
+    refuse_by_fault(&plan)?;
+    let mut form = crate::http::read_form(app, req, "file").await?;
+    let parts = std::mem::take(&mut form.parts);
+    let file_name = form
+        .file
+        .as_ref()
+        .and_then(|file| file.file_name.as_deref());
+    let plan = app.replan_for_file(plan, session, account, file_name);
+    refuse_by_fault(&plan)?;
     let UploadPlan {
         scenario,
         attempt,
         fault,
-    } = app
-        .plan_upload(session, account, header_text(&req, SCENARIO_HEADER))
-        .map_err(|err| ApiError::MockSetup(err.to_string()))?;
-    if let Some((status, retry_after)) = fault.as_ref().and_then(Action::http_error) {
-        return Err(ApiError::Injected {
-            status,
-            retry_after,
-        });
-    }
-    let mut form = crate::http::read_form(app, req, "file").await?;
-    let parts = std::mem::take(&mut form.parts);
+        ..
+    } = plan;
     if form
         .field("formInputs")
         .is_some_and(|inputs| !is_valid_form_inputs(inputs))
@@ -371,5 +374,16 @@ mod tests {
         let first = Ids::new(1);
         let second = Ids::new(2);
         assert!(first.variant_id(14) < second.media_id);
+    }
+}
+
+/// An upload `Respond` fault becomes the provider's own error.
+fn refuse_by_fault(plan: &UploadPlan) -> Result<(), ApiError> {
+    match plan.fault.as_ref().and_then(Action::http_error) {
+        Some((status, retry_after)) => Err(ApiError::Injected {
+            status,
+            retry_after,
+        }),
+        None => Ok(()),
     }
 }

@@ -150,21 +150,24 @@ async fn upload(
     now: SystemTime,
 ) -> Result<Response<Body>, ApiError> {
     let api_key = caller.api_key;
+    let plan = app
+        .plan_upload(session, account, header_text(&req, SCENARIO_HEADER))
+        .map_err(|err| ApiError::MockSetup(err.to_string()))?;
+    refuse_by_fault(&plan)?;
+    let mut form = crate::http::read_form(app, req, "file").await?;
+    let parts = std::mem::take(&mut form.parts);
+    let file_name = form
+        .file
+        .as_ref()
+        .and_then(|file| file.file_name.as_deref());
+    let plan = app.replan_for_file(plan, session, account, file_name);
+    refuse_by_fault(&plan)?;
     let UploadPlan {
         scenario,
         attempt,
         fault,
-    } = app
-        .plan_upload(session, account, header_text(&req, SCENARIO_HEADER))
-        .map_err(|err| ApiError::MockSetup(err.to_string()))?;
-    if let Some((status, retry_after)) = fault.as_ref().and_then(Action::http_error) {
-        return Err(ApiError::Injected {
-            status,
-            retry_after,
-        });
-    }
-    let mut form = crate::http::read_form(app, req, "file").await?;
-    let parts = std::mem::take(&mut form.parts);
+        ..
+    } = plan;
     let file_url = form
         .field("file_url")
         .filter(|url| !url.is_empty())
@@ -566,5 +569,16 @@ mod tests {
         assert_eq!(parse_bool("1"), Some(true));
         assert_eq!(parse_bool("false"), Some(false));
         assert_eq!(parse_bool("yes"), None);
+    }
+}
+
+/// An upload `Respond` fault becomes the provider's own error.
+fn refuse_by_fault(plan: &UploadPlan) -> Result<(), ApiError> {
+    match plan.fault.as_ref().and_then(Action::http_error) {
+        Some((status, retry_after)) => Err(ApiError::Injected {
+            status,
+            retry_after,
+        }),
+        None => Ok(()),
     }
 }
