@@ -356,6 +356,17 @@ fn result(app: &App, ctx: &RequestCtx, polled: &Polled) -> Result<wire::UploadRe
     })
 }
 
+/// An upload `Respond` fault becomes the provider's own error.
+fn refuse_by_fault(plan: &UploadPlan) -> Result<(), ApiError> {
+    match plan.fault.as_ref().and_then(Action::http_error) {
+        Some((status, retry_after)) => Err(ApiError::Injected {
+            status,
+            retry_after,
+        }),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,16 +385,5 @@ mod tests {
         let first = Ids::new(1);
         let second = Ids::new(2);
         assert!(first.variant_id(14) < second.media_id);
-    }
-}
-
-/// An upload `Respond` fault becomes the provider's own error.
-fn refuse_by_fault(plan: &UploadPlan) -> Result<(), ApiError> {
-    match plan.fault.as_ref().and_then(Action::http_error) {
-        Some((status, retry_after)) => Err(ApiError::Injected {
-            status,
-            retry_after,
-        }),
-        None => Ok(()),
     }
 }

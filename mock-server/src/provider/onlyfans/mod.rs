@@ -559,6 +559,17 @@ impl Rendered<'_> {
     }
 }
 
+/// An upload `Respond` fault becomes the provider's own error.
+fn refuse_by_fault(plan: &UploadPlan) -> Result<(), ApiError> {
+    match plan.fault.as_ref().and_then(Action::http_error) {
+        Some((status, retry_after)) => Err(ApiError::Injected {
+            status,
+            retry_after,
+        }),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -569,16 +580,5 @@ mod tests {
         assert_eq!(parse_bool("1"), Some(true));
         assert_eq!(parse_bool("false"), Some(false));
         assert_eq!(parse_bool("yes"), None);
-    }
-}
-
-/// An upload `Respond` fault becomes the provider's own error.
-fn refuse_by_fault(plan: &UploadPlan) -> Result<(), ApiError> {
-    match plan.fault.as_ref().and_then(Action::http_error) {
-        Some((status, retry_after)) => Err(ApiError::Injected {
-            status,
-            retry_after,
-        }),
-        None => Ok(()),
     }
 }
