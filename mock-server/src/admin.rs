@@ -1,4 +1,5 @@
-//! The control API under the reserved prefix `/__admin/` (the prefix WireMock users know).
+//! The control API under the reserved prefix `/__admin/` (the prefix WireMock users know),
+//! documented in `specs/admin.yaml`.
 //!
 //! It never answers a provider path and providers never answer here, so a client under test cannot
 //! reach it by accident. It has its own JSON and its own error shape,

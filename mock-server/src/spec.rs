@@ -19,6 +19,8 @@ pub enum Document {
     OnlyFans,
     /// `specs/upstream/onlyfans-status.yaml`, the provider's own text, for drift comparison.
     OnlyFansUpstream,
+    /// `specs/admin.yaml`, the mock's own control API.
+    Admin,
 }
 
 impl Document {
@@ -30,6 +32,7 @@ impl Document {
             Document::OnlyFansUpstream => {
                 include_str!("../../specs/upstream/onlyfans-status.yaml")
             }
+            Document::Admin => include_str!("../../specs/admin.yaml"),
         }
     }
 
@@ -39,14 +42,16 @@ impl Document {
             Document::Fansly => "fansly.yaml",
             Document::OnlyFans => "onlyfans.yaml",
             Document::OnlyFansUpstream => "upstream/onlyfans-status.yaml",
+            Document::Admin => "admin.yaml",
         }
     }
 
     /// Every document, for listings.
-    pub const ALL: [Document; 3] = [
+    pub const ALL: [Document; 4] = [
         Document::Fansly,
         Document::OnlyFans,
         Document::OnlyFansUpstream,
+        Document::Admin,
     ];
 }
 

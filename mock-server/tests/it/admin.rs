@@ -271,3 +271,134 @@ async fn forcing_refuses_unknown_jobs_providers_and_bodies() {
         );
     }
 }
+
+/// Sends an admin request and checks its answer against `specs/admin.yaml`.
+async fn admin_checked(
+    server: &crate::support::TestServer,
+    method: reqwest::Method,
+    path: &str,
+    session: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = server.http.request(method.clone(), server.url(path));
+    if let Some(session) = session {
+        request = request.header("x-mock-session", session);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    let spec = mock_server::spec::Spec::load(Document::Admin).unwrap();
+    let bare_path = path.split('?').next().unwrap();
+    if let Err(err) = spec.validate_response(method.as_str(), bare_path, status, &body) {
+        panic!("{method} {path} breaks specs/admin.yaml: {err}\n{body:#}");
+    }
+    (status, body)
+}
+
+#[tokio::test]
+async fn every_admin_answer_matches_the_admin_spec() {
+    use reqwest::Method;
+    let server = spawn_server().await;
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        crate::support::file_part(crate::support::sample("sample.png"), "a.png", "image/png"),
+    );
+    server.fansly_upload("acct", form).await;
+    server.fansly_status("1").await;
+    /// (method, path, session, body, expected status)
+    type Case = (
+        Method,
+        &'static str,
+        Option<&'static str>,
+        Option<Value>,
+        u16,
+    );
+    let cases: Vec<Case> = vec![
+        (Method::GET, "/__admin/health", None, None, 200),
+        (Method::GET, "/__admin/clock", None, None, 200),
+        (Method::GET, "/__admin/clock", Some("s1"), None, 200),
+        (
+            Method::POST,
+            "/__admin/clock/advance",
+            None,
+            Some(json!({"seconds": 1})),
+            200,
+        ),
+        (
+            Method::POST,
+            "/__admin/clock/advance",
+            Some("s1"),
+            Some(json!({"by": "1h"})),
+            200,
+        ),
+        (
+            Method::POST,
+            "/__admin/clock/advance",
+            None,
+            Some(json!({"seconds": -1})),
+            400,
+        ),
+        (Method::GET, "/__admin/jobs", None, None, 200),
+        (
+            Method::GET,
+            "/__admin/jobs?session=default",
+            None,
+            None,
+            200,
+        ),
+        (
+            Method::POST,
+            "/__admin/jobs/fansly/1",
+            None,
+            Some(json!({"state": "processing", "progress": 10})),
+            200,
+        ),
+        (
+            Method::POST,
+            "/__admin/jobs/fansly/9",
+            None,
+            Some(json!({"outcome": "completed"})),
+            404,
+        ),
+        (Method::GET, "/__admin/sessions", None, None, 200),
+        (Method::GET, "/__admin/scenarios", None, None, 200),
+        (
+            Method::PUT,
+            "/__admin/scenario",
+            None,
+            Some(json!({"name": "slow"})),
+            200,
+        ),
+        (
+            Method::PUT,
+            "/__admin/scenario",
+            Some("s1"),
+            Some(json!({"name": "stuck"})),
+            200,
+        ),
+        (
+            Method::PUT,
+            "/__admin/scenario",
+            None,
+            Some(json!({"name": "nope"})),
+            404,
+        ),
+        (
+            Method::GET,
+            "/__admin/journal?route=status",
+            None,
+            None,
+            200,
+        ),
+        (Method::GET, "/__admin/journal?colour=red", None, None, 400),
+        (Method::DELETE, "/__admin/sessions/s1", None, None, 200),
+        (Method::DELETE, "/__admin/journal", None, None, 200),
+    ];
+    for (method, path, session, body, expected) in cases {
+        let (status, body) = admin_checked(&server, method.clone(), path, session, body).await;
+        assert_eq!(status, expected, "{method} {path}: {body}");
+    }
+}
