@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::clock::Clock;
 use crate::fixture::Fixtures;
-use crate::scenario::{self, Action, Route, Scenario, ScenarioError};
+use crate::scenario::{self, Action, Aim, Route, Scenario, ScenarioError};
 use crate::signing::SigningKey;
 use crate::store::{SessionId, Store};
 use crate::upload::Limits;
@@ -67,6 +67,7 @@ impl App {
     pub(crate) fn plan_upload(
         &self,
         session: &SessionId,
+        provider: crate::Provider,
         account: &str,
         header: Option<&str>,
     ) -> Result<UploadPlan, ScenarioError> {
@@ -81,18 +82,26 @@ impl App {
                     .unwrap_or_else(|| self.scenarios.default_scenario()),
             },
         };
-        Ok(self.plan_with(session, account, scenario, by_header.is_some()))
+        Ok(self.plan_with(session, provider, account, scenario, by_header.is_some()))
     }
 
     fn plan_with(
         &self,
         session: &SessionId,
+        provider: crate::Provider,
         account: &str,
         scenario: Arc<Scenario>,
         is_chosen_by_header: bool,
     ) -> UploadPlan {
         let attempt = self.store.next_attempt(session, &scenario.name);
-        let fault = scenario.fault_for(Route::Upload, attempt, account, self.seed, &scenario.name);
+        let aim = Aim {
+            route: Route::Upload,
+            nth: attempt,
+            provider,
+            account,
+            job: attempt,
+        };
+        let fault = scenario.fault_for(&aim, self.seed, &scenario.name);
         UploadPlan {
             scenario,
             attempt,
@@ -107,6 +116,7 @@ impl App {
         &self,
         plan: UploadPlan,
         session: &SessionId,
+        provider: crate::Provider,
         account: &str,
         file_name: Option<&str>,
     ) -> UploadPlan {
@@ -115,7 +125,7 @@ impl App {
         }
         match self.rules.find(account, file_name) {
             Some(scenario) if scenario.name != plan.scenario.name => {
-                self.plan_with(session, account, scenario, false)
+                self.plan_with(session, provider, account, scenario, false)
             }
             _ => plan,
         }

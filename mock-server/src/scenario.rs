@@ -19,6 +19,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::fixture::TimelineSpec;
 use crate::job::{Outcome, Timeline, TimelineError};
+use crate::provider::Provider;
 
 /// The scenarios shipped in `fixtures/scenarios/`, embedded in the binary.
 pub const BUILT_IN: &[(&str, &str)] = &[
@@ -168,6 +169,21 @@ impl Action {
     }
 }
 
+/// What a request is, for aiming faults at it.
+#[derive(Debug, Clone, Copy)]
+pub struct Aim<'a> {
+    /// Upload or status poll.
+    pub route: Route,
+    /// The poll's number within its job, or the upload's number under the scenario, from 1.
+    pub nth: u32,
+    /// Which provider's API.
+    pub provider: Provider,
+    /// The account path segment.
+    pub account: &'a str,
+    /// The job's number under the scenario (its upload's `nth`), from 1.
+    pub job: u32,
+}
+
 /// One fault and what it is aimed at.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fault {
@@ -179,6 +195,10 @@ pub struct Fault {
     pub probability: f64,
     /// Account path segments aimed at (glob patterns); empty is every account.
     pub accounts: Vec<glob::Pattern>,
+    /// Providers aimed at; empty is both.
+    pub providers: Vec<Provider>,
+    /// Jobs aimed at, by their upload's number under the scenario (1 = the first job); empty is all.
+    pub jobs: Vec<u32>,
     /// What happens.
     pub action: Action,
 }
@@ -384,11 +404,27 @@ impl Scenario {
                         .map_err(|_| problem("accounts holds an invalid glob pattern"))?,
                 );
             }
+            if fault.jobs.contains(&0) {
+                return Err(problem("jobs counts from 1"));
+            }
+            let providers = fault
+                .providers
+                .iter()
+                .map(|provider| match provider.as_str() {
+                    "fansly" => Ok(Provider::Fansly),
+                    "onlyfans" => Ok(Provider::OnlyFans),
+                    _ => Err(problem(
+                        "providers holds something other than fansly or onlyfans",
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             faults.push(Fault {
                 route: fault.on,
                 nth: fault.nth,
                 probability: fault.probability,
                 accounts,
+                providers,
+                jobs: fault.jobs,
                 action,
             });
         }
@@ -412,17 +448,11 @@ impl Scenario {
         self.attempts.get(idx).or_else(|| self.attempts.last())
     }
 
-    /// The first fault that hits the `nth` request on `route` for `account`, given the server
-    /// `seed` and a `subject` naming what is aimed at (the job id for polls, the scenario for
-    /// uploads). A latency is drawn here, so the action returned is a fixed delay.
-    pub fn fault_for(
-        &self,
-        route: Route,
-        nth: u32,
-        account: &str,
-        seed: u64,
-        subject: &str,
-    ) -> Option<Action> {
+    /// The first fault that hits the request described by `aim`, given the server `seed` and a
+    /// `subject` naming what is aimed at (the job id for polls, the scenario for uploads).
+    /// A latency is drawn here, so the action returned is a fixed delay.
+    pub fn fault_for(&self, aim: &Aim<'_>, seed: u64, subject: &str) -> Option<Action> {
+        let (route, nth) = (aim.route, aim.nth);
         self.faults
             .iter()
             .enumerate()
@@ -433,7 +463,9 @@ impl Scenario {
                         || fault
                             .accounts
                             .iter()
-                            .any(|pattern| pattern.matches(account)));
+                            .any(|pattern| pattern.matches(aim.account)))
+                    && (fault.providers.is_empty() || fault.providers.contains(&aim.provider))
+                    && (fault.jobs.is_empty() || fault.jobs.contains(&aim.job));
                 let hits = aimed
                     && (fault.probability >= 1.0
                         || roll(seed, subject, route, nth, fault_idx, 0) < fault.probability);
@@ -611,6 +643,10 @@ struct FaultFile {
     probability: f64,
     #[serde(default)]
     accounts: Vec<String>,
+    #[serde(default)]
+    providers: Vec<String>,
+    #[serde(default)]
+    jobs: Vec<u32>,
     #[serde(flatten)]
     action: ActionFile,
 }
@@ -661,6 +697,16 @@ struct HumanDuration(#[serde(with = "humantime_serde")] Duration);
 mod tests {
     use super::*;
 
+    fn aim(route: Route, nth: u32, account: &str) -> Aim<'_> {
+        Aim {
+            route,
+            nth,
+            provider: Provider::Fansly,
+            account,
+            job: 1,
+        }
+    }
+
     #[test]
     fn every_built_in_parses() {
         for (name, _) in BUILT_IN {
@@ -696,15 +742,21 @@ mod tests {
     #[test]
     fn faults_hit_only_the_aimed_poll() {
         let scenario = Scenario::resolve("rate-limited").unwrap();
-        assert_eq!(scenario.fault_for(Route::Status, 1, "acct", 0, "job"), None);
+        assert_eq!(
+            scenario.fault_for(&aim(Route::Status, 1, "acct"), 0, "job"),
+            None
+        );
         assert!(matches!(
-            scenario.fault_for(Route::Status, 2, "acct", 0, "job"),
+            scenario.fault_for(&aim(Route::Status, 2, "acct"), 0, "job"),
             Some(Action::Respond {
                 status: 429,
                 retry_after: Some(_)
             })
         ));
-        assert_eq!(scenario.fault_for(Route::Upload, 2, "acct", 0, "job"), None);
+        assert_eq!(
+            scenario.fault_for(&aim(Route::Upload, 2, "acct"), 0, "job"),
+            None
+        );
     }
 
     #[test]
@@ -715,7 +767,7 @@ mod tests {
             (1..=200)
                 .map(|nth| {
                     scenario
-                        .fault_for(Route::Status, nth, "acct", seed, "job-1")
+                        .fault_for(&aim(Route::Status, nth, "acct"), seed, "job-1")
                         .is_some()
                 })
                 .collect::<Vec<_>>()
@@ -767,13 +819,25 @@ mod tests {
         let text = "description: d\nfaults:\n  - on: status\n    accounts: [\"acct_flaky*\"]\n    drop: {}\n";
         let scenario = Scenario::parse("a", text, Path::new("a.yaml")).unwrap();
         assert_eq!(
-            scenario.fault_for(Route::Status, 1, "acct_flaky_7", 0, "j"),
+            scenario.fault_for(&aim(Route::Status, 1, "acct_flaky_7"), 0, "j"),
             Some(Action::Drop)
         );
         assert_eq!(
-            scenario.fault_for(Route::Status, 1, "acct_calm", 0, "j"),
+            scenario.fault_for(&aim(Route::Status, 1, "acct_calm"), 0, "j"),
             None
         );
+    }
+
+    #[test]
+    fn faults_can_aim_at_a_provider_and_a_job() {
+        let text = "description: d\nfaults:\n  - on: status\n    providers: [onlyfans]\n    jobs: [2]\n    empty: {}\n";
+        let scenario = Scenario::parse("a", text, Path::new("a.yaml")).unwrap();
+        let mut target = aim(Route::Status, 1, "acct");
+        assert_eq!(scenario.fault_for(&target, 0, "j"), None, "fansly, job 1");
+        target.provider = Provider::OnlyFans;
+        assert_eq!(scenario.fault_for(&target, 0, "j"), None, "onlyfans, job 1");
+        target.job = 2;
+        assert_eq!(scenario.fault_for(&target, 0, "j"), Some(Action::Empty));
     }
 
     #[test]

@@ -122,6 +122,8 @@ pub(crate) struct Job {
     pub(crate) credits_used: u64,
     /// The scenario it follows: its faults aim at this job's polls.
     pub(crate) scenario: Arc<Scenario>,
+    /// Its upload's number under that scenario in its session, from 1.
+    pub(crate) attempt: u32,
 }
 
 /// What one poll saw, copied out so the lock can be released before rendering.
@@ -147,6 +149,8 @@ pub(crate) struct Polled {
     pub(crate) created_at: SystemTime,
     /// This poll's number within the job, from 1.
     pub(crate) poll_number: u32,
+    /// The job's upload number under its scenario, from 1.
+    pub(crate) attempt: u32,
     /// The scenario the job follows.
     pub(crate) scenario: Arc<Scenario>,
 }
@@ -172,6 +176,8 @@ pub(crate) struct NewJob {
     pub(crate) api_key: String,
     /// The scenario it follows.
     pub(crate) scenario: Arc<Scenario>,
+    /// Its upload's number under that scenario, from 1.
+    pub(crate) attempt: u32,
 }
 
 /// The shared state.
@@ -276,6 +282,7 @@ impl Store {
                 media: job.media,
                 credits_used: job.credits_used,
                 scenario: job.scenario,
+                attempt: job.attempt,
             },
         );
     }
@@ -309,6 +316,7 @@ impl Store {
         job.n_polls = job.n_polls.saturating_add(1);
         Some(Polled {
             poll_number: job.n_polls,
+            attempt: job.attempt,
             scenario: Arc::clone(&job.scenario),
             seq: job.seq,
             id: job.id.clone(),

@@ -606,3 +606,51 @@ fn a_bad_rules_file_names_the_file_and_the_rule() {
         .to_string();
     assert!(err.contains("no-such-scenario.yaml"), "{err}");
 }
+
+#[tokio::test]
+async fn a_fault_aimed_at_one_provider_and_one_job_hits_only_that_job() {
+    let scenario = custom(
+        "description: d\nfaults:\n  - on: status\n    providers: [onlyfans]\n    jobs: [2]\n    empty: {}\n",
+    );
+    let server = spawn_with(MockServer::builder().scenario(scenario)).await;
+    let fansly_first = server.fansly_upload("acct", png_form()).await.body["data"]["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut onlyfans_ids = vec![];
+    for _ in 0..2 {
+        let accepted = server
+            .onlyfans_upload(ACCOUNT, "upload", png_form().text("async", "true"))
+            .await;
+        onlyfans_ids.push(accepted.body["prefixed_id"].as_str().unwrap().to_owned());
+    }
+    assert!(
+        !raw_fansly_status(&server, &fansly_first)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let poll = |upload_id: String| {
+        let server = &server;
+        async move {
+            server
+                .http
+                .get(server.url(&format!("/api/{ACCOUNT}/media/uploads/{upload_id}/status")))
+                .bearer_auth("k")
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+        }
+    };
+    assert!(
+        poll(onlyfans_ids[0].clone()).await.is_empty(),
+        "the 2nd job under the scenario is aimed at"
+    );
+    assert!(!poll(onlyfans_ids[1].clone()).await.is_empty());
+}

@@ -23,7 +23,7 @@ use crate::job::{Outcome, Phase};
 use crate::journal::Note;
 use crate::media::{MediaKind, scale_to_short_side};
 use crate::provider::{Provider, is_key_accepted, redact_key};
-use crate::scenario::{Action, Route};
+use crate::scenario::{Action, Aim, Route};
 use crate::signing::{self, Form};
 use crate::store::{Destination, NewJob, Polled, SessionId, StoredMedia};
 
@@ -115,7 +115,12 @@ async fn upload(
     now: SystemTime,
 ) -> Result<Response<Body>, ApiError> {
     let plan = app
-        .plan_upload(session, account, header_text(&req, SCENARIO_HEADER))
+        .plan_upload(
+            session,
+            Provider::Fansly,
+            account,
+            header_text(&req, SCENARIO_HEADER),
+        )
         .map_err(|err| ApiError::MockSetup(err.to_string()))?;
     refuse_by_fault(&plan)?;
     let mut form = crate::http::read_form(app, req, "file").await?;
@@ -124,7 +129,7 @@ async fn upload(
         .file
         .as_ref()
         .and_then(|file| file.file_name.as_deref());
-    let plan = app.replan_for_file(plan, session, account, file_name);
+    let plan = app.replan_for_file(plan, session, Provider::Fansly, account, file_name);
     refuse_by_fault(&plan)?;
     let UploadPlan {
         scenario,
@@ -186,6 +191,7 @@ async fn upload(
             api_key: String::new(),
             scenario: Arc::clone(&scenario),
             session: Arc::clone(session),
+            attempt,
         },
         now,
         &tokens,
@@ -229,13 +235,14 @@ fn status(
         .store
         .poll(session, Provider::Fansly, job_id, None, now)
         .ok_or(ApiError::JobNotFound)?;
-    let fault = polled.scenario.fault_for(
-        Route::Status,
-        polled.poll_number,
-        &polled.account,
-        app.seed,
-        &polled.id,
-    );
+    let aim = Aim {
+        route: Route::Status,
+        nth: polled.poll_number,
+        provider: Provider::Fansly,
+        account: &polled.account,
+        job: polled.attempt,
+    };
+    let fault = polled.scenario.fault_for(&aim, app.seed, &polled.id);
     if let Some((status, retry_after)) = fault.as_ref().and_then(Action::http_error) {
         return Err(ApiError::Injected {
             status,

@@ -28,7 +28,7 @@ use crate::job::{Outcome, Phase, Timeline};
 use crate::journal::Note;
 use crate::media::{MediaKind, scale_to_width};
 use crate::provider::{Provider, is_key_accepted, redact_key};
-use crate::scenario::{Action, Route};
+use crate::scenario::{Action, Aim, Route};
 use crate::signing::{self, Form};
 use crate::store::{Destination, NewJob, SessionId, StoredMedia};
 use crate::upload::{self, Received};
@@ -151,7 +151,12 @@ async fn upload(
 ) -> Result<Response<Body>, ApiError> {
     let api_key = caller.api_key;
     let plan = app
-        .plan_upload(session, account, header_text(&req, SCENARIO_HEADER))
+        .plan_upload(
+            session,
+            Provider::OnlyFans,
+            account,
+            header_text(&req, SCENARIO_HEADER),
+        )
         .map_err(|err| ApiError::MockSetup(err.to_string()))?;
     refuse_by_fault(&plan)?;
     let mut form = crate::http::read_form(app, req, "file").await?;
@@ -160,7 +165,7 @@ async fn upload(
         .file
         .as_ref()
         .and_then(|file| file.file_name.as_deref());
-    let plan = app.replan_for_file(plan, session, account, file_name);
+    let plan = app.replan_for_file(plan, session, Provider::OnlyFans, account, file_name);
     refuse_by_fault(&plan)?;
     let UploadPlan {
         scenario,
@@ -278,6 +283,7 @@ async fn upload(
             api_key: api_key.to_owned(),
             scenario: Arc::clone(&scenario),
             session: Arc::clone(session),
+            attempt,
         },
         now,
         &[names.file_token.clone(), names.source_token.clone()],
@@ -357,13 +363,14 @@ fn status(
         .store
         .poll(session, Provider::OnlyFans, upload_id, Some(account), now)
         .ok_or(ApiError::UploadNotFound)?;
-    let fault = polled.scenario.fault_for(
-        Route::Status,
-        polled.poll_number,
-        &polled.account,
-        app.seed,
-        &polled.id,
-    );
+    let aim = Aim {
+        route: Route::Status,
+        nth: polled.poll_number,
+        provider: Provider::OnlyFans,
+        account: &polled.account,
+        job: polled.attempt,
+    };
+    let fault = polled.scenario.fault_for(&aim, app.seed, &polled.id);
     if let Some((status, retry_after)) = fault.as_ref().and_then(Action::http_error) {
         return Err(ApiError::Injected {
             status,
