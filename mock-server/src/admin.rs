@@ -8,6 +8,9 @@
 //! - `GET /__admin/health`: liveness.
 //! - `GET /__admin/clock`: the current time and whether it is manual.
 //! - `POST /__admin/clock/advance` with `{"seconds": N}` or `{"by": "5h 1s"}`: moves a manual clock.
+//! - `POST /__admin/clock/set` with `{"unix_ms": N}` or `{"at": "2026-02-04T18:35:01Z"}`: sets it
+//!   (never backwards).
+//! - `POST /__admin/reset`: forgets every session, job, stored file and journal entry.
 //! - `GET /__admin/jobs`: every job with the state a poll would see now.
 //! - `GET /__admin/scenarios`: the built-in scenarios and the current default.
 //! - `POST /__admin/jobs/{fansly|onlyfans}/{id}` with `{"outcome": "completed"}`,
@@ -83,8 +86,24 @@ struct AdvanceBody {
 }
 
 #[derive(Serialize)]
+struct TimelineBody {
+    steps: Vec<StepBody>,
+    outcome: serde_json::Value,
+}
+
+#[derive(Serialize)]
+struct StepBody {
+    state: &'static str,
+    progress: u8,
+    until_elapsed_ms: Option<u128>,
+    until_polls: Option<u32>,
+}
+
+#[derive(Serialize)]
 struct JobBody {
     session: String,
+    scenario: String,
+    timeline: TimelineBody,
     provider: &'static str,
     id: String,
     account: String,
@@ -118,6 +137,15 @@ pub(crate) async fn handle(app: &App, req: Request<Incoming>, segments: &[&str])
             None => clock_body(app, app.clock.now()),
         },
         (&Method::POST, ["clock", "advance"]) => advance(app, session.as_ref(), req).await,
+        (&Method::POST, ["clock", "set"]) => set_clock(app, session.as_ref(), req).await,
+        (&Method::POST, ["reset"]) => {
+            let n_jobs = app.store.reset();
+            app.journal.clear();
+            json(
+                StatusCode::OK,
+                &serde_json::json!({ "jobs_removed": n_jobs }),
+            )
+        }
         (&Method::GET, ["jobs"]) => jobs(app, session.as_deref()),
         (&Method::GET, ["sessions"]) => sessions(app),
         (&Method::POST, ["jobs", provider, id]) => {
@@ -262,6 +290,73 @@ async fn set_scenario(
             }
         },
         Err(err) => error(StatusCode::NOT_FOUND, "unknown_scenario", err.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetClockBody {
+    #[serde(default)]
+    unix_ms: Option<u64>,
+    #[serde(default)]
+    at: Option<String>,
+}
+
+async fn set_clock(
+    app: &App,
+    session: Option<&SessionId>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let body: SetClockBody = match read_json(req).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let to = match (body.unix_ms, body.at) {
+        (Some(unix_ms), None) => {
+            crate::clock::saturating_add(std::time::UNIX_EPOCH, Duration::from_millis(unix_ms))
+        }
+        (None, Some(at)) => match humantime::parse_rfc3339(&at) {
+            Ok(at) => at,
+            Err(err) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_time",
+                    format!("at {at:?} is not an RFC 3339 time like 2026-02-04T18:35:01Z: {err}"),
+                );
+            }
+        },
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_time",
+                "give exactly one of \"unix_ms\" (a number) or \"at\" (an RFC 3339 time)",
+            );
+        }
+    };
+    let backwards = |now: SystemTime| {
+        error(
+            StatusCode::CONFLICT,
+            "clock_refused",
+            format!(
+                "cannot set the clock back from {} to {}",
+                iso_millis(now),
+                iso_millis(to)
+            ),
+        )
+    };
+    if let Some(session) = session {
+        return match app.store.set_session_clock(session, app.clock.now(), to) {
+            Ok(()) => clock_body(app, app.now(session)),
+            Err(now) => backwards(now),
+        };
+    }
+    match app.clock.set(to) {
+        Ok(now) => clock_body(app, now),
+        Err(err @ ClockError::NotManual) => {
+            error(StatusCode::CONFLICT, "clock_not_manual", err.to_string())
+        }
+        Err(ClockError::Backwards { .. }) => backwards(app.clock.now()),
+        Err(err) => error(StatusCode::BAD_REQUEST, "invalid_time", err.to_string()),
     }
 }
 
@@ -450,8 +545,30 @@ fn jobs(app: &App, session: Option<&str>) -> Response<Body> {
                     ("failed", progress, Some(reason.to_string()))
                 }
             };
+            let timeline = TimelineBody {
+                steps: job
+                    .timeline
+                    .steps()
+                    .iter()
+                    .map(|step| StepBody {
+                        state: match step.phase {
+                            Phase::Queued => "queued",
+                            Phase::Processing => "processing",
+                        },
+                        progress: step.progress,
+                        until_elapsed_ms: step.until.elapsed.map(|elapsed| elapsed.as_millis()),
+                        until_polls: step.until.polls,
+                    })
+                    .collect(),
+                outcome: match job.timeline.outcome() {
+                    Outcome::Completed => serde_json::json!("completed"),
+                    Outcome::Failed { reason } => serde_json::json!({ "failed": &**reason }),
+                },
+            };
             JobBody {
                 session: job.session.to_string(),
+                scenario: job.scenario,
+                timeline,
                 provider: job.provider.slug(),
                 id: job.id,
                 account: job.account,

@@ -439,6 +439,36 @@ impl Store {
             .collect()
     }
 
+    /// Forgets everything clients did: every session, job, stored file, rate window and credit.
+    /// Returns how many jobs went.
+    pub(crate) fn reset(&self) -> usize {
+        let mut inner = self.lock();
+        let n_jobs = inner.by_seq.len();
+        *inner = Inner {
+            // Sequence numbers keep counting, so a link from before a reset can never name a new upload.
+            next_seq: std::mem::take(&mut inner.next_seq),
+            ..Inner::default()
+        };
+        n_jobs
+    }
+
+    /// Sets `session`'s clock to `to`, which must not be before its current reading.
+    pub(crate) fn set_session_clock(
+        &self,
+        session: &SessionId,
+        server_now: SystemTime,
+        to: SystemTime,
+    ) -> Result<(), SystemTime> {
+        let mut inner = self.lock();
+        let state = inner.sessions.entry(Arc::clone(session)).or_default();
+        let now = saturating_add(server_now, state.offset);
+        if to < now {
+            return Err(now);
+        }
+        state.offset += to.duration_since(now).unwrap_or_default();
+        Ok(())
+    }
+
     /// Forgets a session: its jobs, their stored media, its clock offset and its scenario.
     /// Returns how many jobs went.
     pub(crate) fn reset_session(&self, session: &SessionId) -> usize {
@@ -515,6 +545,8 @@ impl Store {
                     created_at: job.created_at,
                     finished_at: job.finished_at,
                     media: job.media.clone(),
+                    timeline: job.timeline.clone(),
+                    scenario: job.scenario.name.clone(),
                 }
             })
             .collect()
@@ -560,4 +592,8 @@ pub(crate) struct JobSummary {
     pub(crate) finished_at: Option<SystemTime>,
     /// The upload.
     pub(crate) media: Option<Arc<StoredMedia>>,
+    /// The lifecycle it follows.
+    pub(crate) timeline: Timeline,
+    /// The scenario's name.
+    pub(crate) scenario: String,
 }

@@ -394,11 +394,116 @@ async fn every_admin_answer_matches_the_admin_spec() {
             200,
         ),
         (Method::GET, "/__admin/journal?colour=red", None, None, 400),
+        (
+            Method::POST,
+            "/__admin/clock/set",
+            None,
+            Some(json!({"at": "2027-01-01T00:00:00Z"})),
+            200,
+        ),
+        (
+            Method::POST,
+            "/__admin/clock/set",
+            None,
+            Some(json!({"unix_ms": 0})),
+            409,
+        ),
+        (
+            Method::POST,
+            "/__admin/clock/set",
+            Some("s1"),
+            Some(json!({"unix_ms": 1_900_000_000_000u64})),
+            200,
+        ),
+        (
+            Method::POST,
+            "/__admin/clock/set",
+            None,
+            Some(json!({"at": "tomorrow"})),
+            400,
+        ),
         (Method::DELETE, "/__admin/sessions/s1", None, None, 200),
         (Method::DELETE, "/__admin/journal", None, None, 200),
+        (Method::POST, "/__admin/reset", None, None, 200),
     ];
     for (method, path, session, body, expected) in cases {
         let (status, body) = admin_checked(&server, method.clone(), path, session, body).await;
         assert_eq!(status, expected, "{method} {path}: {body}");
     }
+}
+
+#[tokio::test]
+async fn jobs_list_their_timeline_and_reset_forgets_everything() {
+    let server = spawn_server().await;
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        crate::support::file_part(crate::support::sample("sample.png"), "a.png", "image/png"),
+    );
+    server.fansly_upload("acct", form).await;
+    let jobs = server.jobs().await;
+    let timeline = &jobs[0]["timeline"];
+    let states: Vec<&str> = timeline["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| step["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "queued",
+            "processing",
+            "processing",
+            "processing",
+            "processing"
+        ]
+    );
+    assert_eq!(timeline["steps"][4]["until_elapsed_ms"], 2_500);
+    assert_eq!(timeline["outcome"], "completed");
+    assert_eq!(jobs[0]["scenario"], "happy");
+
+    let reset: Value = server
+        .http
+        .post(server.url("/__admin/reset"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(reset["jobs_removed"], 1);
+    assert!(server.jobs().await.is_empty());
+    assert_eq!(
+        std::fs::read_dir(server.server.storage_dir())
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(server.fansly_status("1").await.status, 404);
+}
+
+#[tokio::test]
+async fn the_clock_can_be_set_forward_but_never_back() {
+    let server = spawn_server().await;
+    let url = server.url("/__admin/clock/set");
+    let set: Value = server
+        .http
+        .post(&url)
+        .json(&json!({"at": "2026-02-04T23:35:01Z"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(set["unix_ms"], (START_UNIX + 5 * 3600) * 1000);
+    let back = server
+        .http
+        .post(&url)
+        .json(&json!({"unix_ms": START_UNIX * 1000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(back.status(), 409);
+    assert_eq!(server.clock.unix_secs(), START_UNIX + 5 * 3600);
 }
