@@ -344,6 +344,7 @@ async fn set_clock(
             ),
         )
     };
+    app.webhook_wake.notify_one();
     if let Some(session) = session {
         return match app.store.set_session_clock(session, app.clock.now(), to) {
             Ok(()) => clock_body(app, app.now(session)),
@@ -394,6 +395,7 @@ async fn advance(app: &App, session: Option<&SessionId>, req: Request<Incoming>)
             );
         }
     };
+    app.webhook_wake.notify_one();
     if let Some(session) = session {
         app.store.advance_session(session, by);
         return clock_body(app, app.now(session));
@@ -616,7 +618,9 @@ struct EntryBody {
 
 /// Which kind of endpoint a journaled path is, for filtering.
 fn route_of(method: &str, path: &str) -> &'static str {
-    if path.starts_with("/cdn/") {
+    if path.starts_with("http") {
+        "webhook"
+    } else if path.starts_with("/cdn/") {
         "cdn"
     } else if path.ends_with("/status") {
         "status"
@@ -650,11 +654,11 @@ fn journal(app: &App, query: &str) -> Response<Body> {
         }
     }
     if let Some(route) = &route {
-        if !["upload", "status", "cdn", "other"].contains(&route.as_str()) {
+        if !["upload", "status", "cdn", "webhook", "other"].contains(&route.as_str()) {
             return error(
                 StatusCode::BAD_REQUEST,
                 "unknown_filter",
-                format!("route must be upload, status, cdn or other, not {route:?}"),
+                format!("route must be upload, status, cdn, webhook or other, not {route:?}"),
             );
         }
     }

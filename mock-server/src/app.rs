@@ -29,6 +29,12 @@ pub(crate) struct App {
     pub(crate) rules: scenario::Rules,
     /// What clients sent and got.
     pub(crate) journal: crate::journal::Journal,
+    /// Where OnlyFans webhooks go, if anywhere.
+    pub(crate) webhook: Option<Arc<crate::webhook::WebhookConfig>>,
+    /// Wakes the webhook sender when a clock moves.
+    pub(crate) webhook_wake: tokio::sync::Notify,
+    /// `http://host:port` of this server, for links in webhooks (no request to take a Host from).
+    pub(crate) origin: String,
     /// Whether a key over its per-minute limit gets 429 (otherwise the headers only count).
     pub(crate) enforce_rate_limits: bool,
     /// Where uploads are written.

@@ -15,8 +15,9 @@
 //! - [`fixture`]: provider constants and default timelines from `fixtures/defaults.yaml`.
 //! - [`spec`]: the OpenAPI documents of `specs/`, and response validation against them.
 //! - `provider::{fansly, onlyfans}`: routes, wire types and error envelopes of each API.
-//! - `http`, `cdn`, `admin`, `store`, `upload`: hyper glue, the link-serving CDN, the `/__admin/`
-//!   API, shared state, and multipart streaming to disk.
+//! - [`webhook`]: OnlyFans upload webhooks, signed and retried.
+//! - `http`, `cdn`, `admin`, `store`, `upload`, `journal`: hyper glue, the link-serving CDN, the `/__admin/`
+//!   API, shared state, multipart streaming to disk, and the request journal.
 //!
 //! # Example
 //!
@@ -50,6 +51,7 @@ mod journal;
 mod provider;
 mod store;
 mod upload;
+pub mod webhook;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -62,6 +64,7 @@ use crate::fixture::Fixtures;
 pub use crate::provider::Provider;
 use crate::scenario::{Rules, Scenario};
 use crate::signing::SigningKey;
+use crate::webhook::WebhookConfig;
 
 /// The OnlyFansAPI limit: 100 MB, as Laravel's `max:102400` (kilobytes) counts it.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 102_400 * 1024;
@@ -110,6 +113,7 @@ pub struct Builder {
     journal_capacity: usize,
     enforce_rate_limits: bool,
     rules: Rules,
+    webhook: Option<WebhookConfig>,
 }
 
 impl Default for Builder {
@@ -129,6 +133,7 @@ impl Default for Builder {
             journal_capacity: DEFAULT_JOURNAL_CAPACITY,
             enforce_rate_limits: false,
             rules: Rules::default(),
+            webhook: None,
         }
     }
 }
@@ -209,6 +214,12 @@ impl Builder {
         self
     }
 
+    /// Sends OnlyFans `media_uploads.completed` / `.failed` webhooks for async uploads; none by default.
+    pub fn webhook(mut self, config: WebhookConfig) -> Self {
+        self.webhook = Some(config);
+        self
+    }
+
     /// How many requests the journal keeps (the oldest go first); 10,000 by default.
     pub fn journal_capacity(mut self, entries: usize) -> Self {
         self.journal_capacity = entries;
@@ -275,6 +286,12 @@ impl Builder {
             journal: journal::Journal::new(self.journal_capacity),
             enforce_rate_limits: self.enforce_rate_limits,
             rules: self.rules,
+            webhook: self.webhook.map(Arc::new),
+            webhook_wake: tokio::sync::Notify::new(),
+            origin: self
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{addr}")),
             storage_dir: storage_dir.clone(),
             limits: upload::Limits {
                 max_file_bytes: self.max_upload_bytes,
@@ -285,6 +302,9 @@ impl Builder {
             media_root: self.media_root,
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        if let Some(config) = app.webhook.clone() {
+            tokio::spawn(webhook::run(Arc::clone(&app), config, shutdown_rx.clone()));
+        }
         let task = tokio::spawn(http::serve(listener, app, shutdown_rx));
         Ok(MockServer {
             addr,

@@ -10,6 +10,7 @@ use mock_server::clock::{Clock, saturating_add};
 use mock_server::fixture::{Fixtures, repo_media_dir};
 use mock_server::scenario::{Rules, Scenario};
 use mock_server::signing::SigningKey;
+use mock_server::webhook::WebhookConfig;
 use mock_server::{DEFAULT_KEY_PAIR_ID, DEFAULT_MAX_UPLOAD_BYTES, MockServer};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -59,6 +60,19 @@ struct Args {
     /// YAML rules choosing a scenario by account id or file-name glob (fixtures/scenarios/README.md).
     #[arg(long, env = "MOCK_SCENARIO_RULES")]
     scenario_rules: Option<PathBuf>,
+
+    /// Send OnlyFans media_uploads.completed/.failed webhooks for async uploads to this URL.
+    #[arg(long, env = "MOCK_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+
+    /// Secret for the webhooks' `Signature` header (hex HMAC-SHA256 of the body).
+    #[arg(
+        long,
+        env = "MOCK_WEBHOOK_SECRET",
+        hide_env_values = true,
+        default_value = "mock-webhook-secret"
+    )]
+    webhook_secret: String,
 
     /// The one seed behind ids and probabilistic faults (default: random, logged at start).
     #[arg(long, env = "MOCK_SEED")]
@@ -138,6 +152,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     builder = builder.enforce_rate_limits(args.enforce_rate_limits);
     if let Some(path) = &args.scenario_rules {
         builder = builder.scenario_rules(Rules::from_file(path)?);
+    }
+    if let Some(url) = &args.webhook_url {
+        builder = builder.webhook(WebhookConfig::new(url, &args.webhook_secret));
     }
     if let Some(seed) = args.seed {
         builder = builder.seed(seed);

@@ -219,6 +219,19 @@ pub struct Scenario {
     pub link_ttl: Option<Duration>,
     /// Faults, checked in order; the first that hits wins.
     pub faults: Vec<Fault>,
+    /// What happens to this scenario's OnlyFans webhooks.
+    pub webhook: WebhookBehaviour,
+}
+
+/// How a scenario bends webhook delivery.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebhookBehaviour {
+    /// Wait this long (real time) before the first delivery.
+    pub delay: Duration,
+    /// Deliver every event twice, as at-least-once senders do.
+    pub duplicate: bool,
+    /// Never deliver (journaled as dropped).
+    pub drop: bool,
 }
 
 /// Why a scenario could not be loaded.
@@ -439,6 +452,13 @@ impl Scenario {
                 .collect(),
             link_ttl: file.link_ttl.map(|ttl| ttl.0),
             faults,
+            webhook: file
+                .webhook
+                .map_or_else(WebhookBehaviour::default, |webhook| WebhookBehaviour {
+                    delay: webhook.delay.map_or(Duration::ZERO, |delay| delay.0),
+                    duplicate: webhook.duplicate,
+                    drop: webhook.drop,
+                }),
         })
     }
 
@@ -618,6 +638,19 @@ struct ScenarioFile {
     link_ttl: Option<HumanDuration>,
     #[serde(default)]
     faults: Vec<FaultFile>,
+    #[serde(default)]
+    webhook: Option<WebhookFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookFile {
+    #[serde(default)]
+    delay: Option<HumanDuration>,
+    #[serde(default)]
+    duplicate: bool,
+    #[serde(default)]
+    drop: bool,
 }
 
 #[derive(Deserialize)]

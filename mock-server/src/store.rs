@@ -124,6 +124,19 @@ pub(crate) struct Job {
     pub(crate) scenario: Arc<Scenario>,
     /// Its upload's number under that scenario in its session, from 1.
     pub(crate) attempt: u32,
+    /// Whether a webhook announces its end (OnlyFans async uploads), and whether it has been sent.
+    pub(crate) webhook: Webhook,
+}
+
+/// A job's webhook, if it has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Webhook {
+    /// No webhook for this job.
+    None,
+    /// One is due when the job ends.
+    Pending,
+    /// It has been handed to the sender.
+    Sent,
 }
 
 /// What one poll saw, copied out so the lock can be released before rendering.
@@ -149,6 +162,8 @@ pub(crate) struct Polled {
     pub(crate) created_at: SystemTime,
     /// This poll's number within the job, from 1.
     pub(crate) poll_number: u32,
+    /// The session that owns the job.
+    pub(crate) session: SessionId,
     /// The job's upload number under its scenario, from 1.
     pub(crate) attempt: u32,
     /// The scenario the job follows.
@@ -178,6 +193,8 @@ pub(crate) struct NewJob {
     pub(crate) scenario: Arc<Scenario>,
     /// Its upload's number under that scenario, from 1.
     pub(crate) attempt: u32,
+    /// Whether a webhook announces its end.
+    pub(crate) has_webhook: bool,
 }
 
 /// The shared state.
@@ -283,6 +300,11 @@ impl Store {
                 credits_used: job.credits_used,
                 scenario: job.scenario,
                 attempt: job.attempt,
+                webhook: if job.has_webhook {
+                    Webhook::Pending
+                } else {
+                    Webhook::None
+                },
             },
         );
     }
@@ -317,6 +339,7 @@ impl Store {
         Some(Polled {
             poll_number: job.n_polls,
             attempt: job.attempt,
+            session: Arc::clone(&job.session),
             scenario: Arc::clone(&job.scenario),
             seq: job.seq,
             id: job.id.clone(),
@@ -328,6 +351,53 @@ impl Store {
             credits_used: job.credits_used,
             created_at: job.created_at,
         })
+    }
+
+    /// Jobs whose webhook is due (they are terminal on their session's clock), marked as sent,
+    /// with what a poll would see (no poll is counted).
+    pub(crate) fn due_webhooks(&self, server_now: SystemTime) -> Vec<Polled> {
+        let mut inner = self.lock();
+        let offsets: HashMap<SessionId, Duration> = inner
+            .sessions
+            .iter()
+            .map(|(id, state)| (Arc::clone(id), state.offset))
+            .collect();
+        let mut due = Vec::new();
+        for job in inner.by_seq.values_mut() {
+            if job.webhook != Webhook::Pending {
+                continue;
+            }
+            let offset = offsets.get(&job.session).copied().unwrap_or_default();
+            let now = saturating_add(server_now, offset);
+            let elapsed = now.duration_since(job.created_at).unwrap_or(Duration::ZERO);
+            let state = job.timeline.state_at(elapsed, job.n_polls);
+            if !state.is_terminal() {
+                continue;
+            }
+            if job.finished_at.is_none() {
+                job.finished_at = Some(saturating_add(
+                    job.created_at,
+                    job.timeline.finished_after(elapsed),
+                ));
+            }
+            job.webhook = Webhook::Sent;
+            due.push(Polled {
+                poll_number: job.n_polls,
+                attempt: job.attempt,
+                scenario: Arc::clone(&job.scenario),
+                seq: job.seq,
+                id: job.id.clone(),
+                account: job.account.clone(),
+                destination: job.destination,
+                state,
+                finished_at: job.finished_at,
+                media: job.media.clone(),
+                credits_used: job.credits_used,
+                created_at: job.created_at,
+                session: Arc::clone(&job.session),
+            });
+        }
+        due
     }
 
     /// Replaces a running job's future with `timeline` from `now`: a terminal outcome ends it now,

@@ -12,3 +12,4 @@ mod onlyfans;
 mod scenarios;
 mod sessions;
 mod support;
+mod webhooks;

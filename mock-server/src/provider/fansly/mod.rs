@@ -192,6 +192,7 @@ async fn upload(
             scenario: Arc::clone(&scenario),
             session: Arc::clone(session),
             attempt,
+            has_webhook: false,
         },
         now,
         &tokens,

@@ -30,7 +30,7 @@ use crate::media::{MediaKind, scale_to_width};
 use crate::provider::{Provider, is_key_accepted, redact_key};
 use crate::scenario::{Action, Aim, Route};
 use crate::signing::{self, Form};
-use crate::store::{Destination, NewJob, SessionId, StoredMedia};
+use crate::store::{Destination, NewJob, Polled, SessionId, StoredMedia};
 use crate::upload::{self, Received};
 
 /// What a file name keeps unescaped in a link path: RFC 3986's unreserved characters.
@@ -284,6 +284,7 @@ async fn upload(
             scenario: Arc::clone(&scenario),
             session: Arc::clone(session),
             attempt,
+            has_webhook: is_async && app.webhook.is_some(),
         },
         now,
         &[names.file_token.clone(), names.source_token.clone()],
@@ -303,7 +304,7 @@ async fn upload(
     let media = media.ok_or(ApiError::Internal)?;
     let rendered = Rendered {
         app,
-        ctx,
+        origin: &ctx.origin,
         names: &names,
         media: &media,
         finished_at: now,
@@ -377,8 +378,19 @@ fn status(
             retry_after,
         });
     }
+    let reply = status_reply(app, &ctx.origin, &polled)?;
+    let note = Note {
+        job_id: Some(polled.id.clone()),
+        scenario: Some(polled.scenario.name.clone()),
+        ..Note::default()
+    };
+    Ok(finish(json(StatusCode::OK, &reply), fault, note))
+}
+
+/// What a poll of `polled` answers; links point at `origin`.
+fn status_reply(app: &App, origin: &str, polled: &Polled) -> Result<wire::Status, ApiError> {
     let prefixed_id = polled.id.clone();
-    let reply = match polled.state {
+    Ok(match polled.state.clone() {
         JobState::Running {
             phase: Phase::Queued,
             ..
@@ -396,7 +408,7 @@ fn status(
             let names = Names::new(app, polled.seq);
             let rendered = Rendered {
                 app,
-                ctx,
+                origin,
                 names: &names,
                 media,
                 finished_at: polled.finished_at.unwrap_or(polled.created_at),
@@ -412,13 +424,23 @@ fn status(
                 }),
             }
         }
+    })
+}
+
+/// The webhook body for an OnlyFans job that has ended, if it is one.
+pub(crate) fn webhook_body(app: &App, polled: &Polled) -> Option<bytes::Bytes> {
+    let event = match polled.state {
+        JobState::Completed => "media_uploads.completed",
+        JobState::Failed { .. } => "media_uploads.failed",
+        JobState::Running { .. } => return None,
     };
-    let note = Note {
-        job_id: Some(polled.id.clone()),
-        scenario: Some(polled.scenario.name.clone()),
-        ..Note::default()
+    let payload = status_reply(app, &app.origin, polled).ok()?;
+    let envelope = wire::WebhookEnvelope {
+        event,
+        account_id: polled.account.clone(),
+        payload,
     };
-    Ok(finish(json(StatusCode::OK, &reply), fault, note))
+    serde_json::to_vec(&envelope).ok().map(bytes::Bytes::from)
 }
 
 /// The ids and path tokens of one upload, derived from its sequence number.
@@ -463,7 +485,8 @@ impl Names {
 /// Everything needed to render a finished upload's media in either shape.
 struct Rendered<'a> {
     app: &'a App,
-    ctx: &'a RequestCtx,
+    /// `scheme://host[:port]` the links point at.
+    origin: &'a str,
     names: &'a Names,
     media: &'a StoredMedia,
     finished_at: SystemTime,
@@ -478,7 +501,7 @@ impl Rendered<'_> {
         let ttl = self.link_ttl.unwrap_or(ttl);
         let expires_at = unix_secs(saturating_add(self.finished_at, ttl));
         let query = signing::sign(path, expires_at, &self.app.key, Form::Canned);
-        format!("{}{path}?{query}", self.ctx.origin)
+        format!("{}{path}?{query}", self.origin)
     }
 
     fn files_dir(&self) -> String {

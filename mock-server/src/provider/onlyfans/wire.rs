@@ -173,3 +173,11 @@ pub(crate) struct ValidationError {
     pub(crate) message: String,
     pub(crate) errors: BTreeMap<&'static str, Vec<String>>,
 }
+
+/// A webhook delivery: `{"event", "account_id", "payload"}`, the payload shaped as the status reply.
+#[derive(Debug, Serialize)]
+pub(crate) struct WebhookEnvelope {
+    pub(crate) event: &'static str,
+    pub(crate) account_id: String,
+    pub(crate) payload: Status,
+}

@@ -1,0 +1,163 @@
+//! OnlyFans webhooks: `media_uploads.completed` / `media_uploads.failed` for async uploads.
+//!
+//! A job ends when its clock says so, not when something happens to it, so a sender task looks for
+//! jobs that have become terminal: on a short real-time tick (for servers on the system clock) and
+//! at once whenever the admin API moves a clock. Each due job is delivered once, to the configured
+//! URL, as `{"event", "account_id", "payload"}` with `Signature: hex(HMAC-SHA256(secret, body))`,
+//! retried with doubling backoff on a connection error or a non-2xx answer. The job's scenario can
+//! delay, duplicate or drop the delivery. Every attempt is journaled under the route `webhook`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http_body_util::Full;
+use sha2::Sha256;
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::clock::{Stopwatch, iso_millis};
+use crate::journal;
+use crate::store::Polled;
+
+/// Where and how webhooks are sent.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// The receiver, an `http://` URL.
+    pub url: String,
+    /// The signing secret behind the `Signature` header.
+    pub secret: String,
+    /// The wait before the first retry; it doubles after each failure.
+    pub backoff: Duration,
+    /// Deliveries tried per event before giving up.
+    pub max_attempts: u32,
+}
+
+impl WebhookConfig {
+    /// Sends to `url`, signing with `secret`; retries after 1 s, 2 s, 4 s and 8 s.
+    pub fn new(url: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            secret: secret.into(),
+            backoff: Duration::from_secs(1),
+            max_attempts: 5,
+        }
+    }
+}
+
+/// How often the sender looks for newly ended jobs when nothing wakes it.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Runs until `shutdown` turns true.
+pub(crate) async fn run(
+    app: Arc<App>,
+    config: Arc<WebhookConfig>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        for polled in app.store.due_webhooks(app.clock.now()) {
+            let (app, config) = (Arc::clone(&app), Arc::clone(&config));
+            tokio::spawn(async move { deliver(&app, &config, polled).await });
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            _ = app.webhook_wake.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// `hex(HMAC-SHA256(secret, body))`, the documented `Signature` header.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+async fn deliver(app: &App, config: &WebhookConfig, polled: Polled) {
+    let Some(body) = crate::provider::onlyfans::webhook_body(app, &polled) else {
+        return;
+    };
+    let behaviour = polled.scenario.webhook;
+    let note = || journal::Note {
+        job_id: Some(polled.id.clone()),
+        scenario: Some(polled.scenario.name.clone()),
+        ..journal::Note::default()
+    };
+    if behaviour.drop {
+        record(app, config, &polled, 0, 0.0, Some("drop"), note());
+        return;
+    }
+    tokio::time::sleep(behaviour.delay).await;
+    let copies = if behaviour.duplicate { 2 } else { 1 };
+    for _ in 0..copies {
+        let mut backoff = config.backoff;
+        for attempt in 1..=config.max_attempts {
+            let stopwatch = Stopwatch::start();
+            let status = post(config, &body).await;
+            let fault = behaviour.duplicate.then_some("duplicate");
+            record(
+                app,
+                config,
+                &polled,
+                status,
+                stopwatch.elapsed_ms(),
+                fault,
+                note(),
+            );
+            if (200..300).contains(&status) || attempt == config.max_attempts {
+                break;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = backoff.saturating_mul(2);
+        }
+    }
+}
+
+/// POSTs the body; returns the status, or 0 when no answer came.
+async fn post(config: &WebhookConfig, body: &Bytes) -> u16 {
+    let request = http::Request::post(&config.url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header("signature", signature(&config.secret, body))
+        .body(Full::new(body.clone()));
+    let Ok(request) = request else {
+        tracing::warn!(url = %config.url, "webhook URL is not a valid URI");
+        return 0;
+    };
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    match tokio::time::timeout(Duration::from_secs(10), client.request(request)).await {
+        Ok(Ok(response)) => response.status().as_u16(),
+        Ok(Err(err)) => {
+            tracing::info!(url = %config.url, error = %err, "webhook delivery failed");
+            0
+        }
+        Err(_) => 0,
+    }
+}
+
+fn record(
+    app: &App,
+    config: &WebhookConfig,
+    polled: &Polled,
+    status: u16,
+    duration_ms: f64,
+    fault: Option<&'static str>,
+    mut note: journal::Note,
+) {
+    note.fault = fault;
+    app.journal.record(journal::Entry {
+        seq: 0,
+        session: polled.session.to_string(),
+        at: iso_millis(app.now(&polled.session)),
+        method: "POST".to_owned(),
+        path: config.url.clone(),
+        headers: Vec::new(),
+        status,
+        duration_ms,
+        note,
+        repeat_of: None,
+    });
+}

@@ -1,0 +1,253 @@
+//! OnlyFans webhooks, received by a real HTTP server on loopback.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use mock_server::MockServer;
+use mock_server::spec::{Document, Spec};
+use mock_server::webhook::{WebhookConfig, signature};
+use reqwest::multipart::Form;
+use serde_json::Value;
+
+use crate::support::{TestServer, file_part, sample, spawn_with};
+
+const SECRET: &str = "whsec_test";
+
+/// One delivery as received: its `Signature` header and its body.
+type Delivery = (Option<String>, Bytes);
+
+/// A webhook receiver that records what it gets and answers scripted statuses (then 200).
+#[derive(Clone, Default)]
+struct Receiver {
+    received: Arc<Mutex<Vec<Delivery>>>,
+    script: Arc<Mutex<VecDeque<u16>>>,
+}
+
+impl Receiver {
+    async fn start(script: &[u16]) -> (Self, String) {
+        let receiver = Self::default();
+        receiver.script.lock().unwrap().extend(script);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks/onlyfans", listener.local_addr().unwrap());
+        let shared = receiver.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let shared = shared.clone();
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let shared = shared.clone();
+                        async move {
+                            let signature = req
+                                .headers()
+                                .get("signature")
+                                .map(|value| value.to_str().unwrap().to_owned());
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            shared.received.lock().unwrap().push((signature, body));
+                            let status = shared.script.lock().unwrap().pop_front().unwrap_or(200);
+                            let mut response = hyper::Response::new(Full::new(Bytes::new()));
+                            *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                            Ok::<_, std::convert::Infallible>(response)
+                        }
+                    },
+                );
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                );
+            }
+        });
+        (receiver, url)
+    }
+
+    fn received(&self) -> Vec<Delivery> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits for `n` deliveries: the sender runs on its own task, so this waits for it, bounded.
+    async fn wait_for(&self, n: usize) -> Vec<Delivery> {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while self.received.lock().unwrap().len() < n {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the webhook did not arrive within 10 s");
+        self.received()
+    }
+}
+
+async fn server_with_webhook(url: String) -> TestServer {
+    let mut config = WebhookConfig::new(url, SECRET);
+    config.backoff = Duration::from_millis(10);
+    spawn_with(MockServer::builder().seed(7).webhook(config)).await
+}
+
+async fn async_upload(server: &TestServer, scenario: Option<&str>) -> String {
+    let form = Form::new()
+        .part(
+            "file",
+            file_part(sample("sample.png"), "a.png", "image/png"),
+        )
+        .text("async", "true");
+    let mut request = server
+        .http
+        .post(server.url("/api/acct_1/media/upload"))
+        .bearer_auth("k")
+        .multipart(form);
+    if let Some(scenario) = scenario {
+        request = request.header("x-mock-scenario", scenario);
+    }
+    let body: Value = request.send().await.unwrap().json().await.unwrap();
+    body["prefixed_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_completed_async_upload_is_announced_with_a_valid_signature() {
+    let (receiver, url) = Receiver::start(&[]).await;
+    let server = server_with_webhook(url).await;
+    let upload_id = async_upload(&server, None).await;
+    assert!(receiver.received().is_empty(), "announced before it ended");
+    server.advance(Duration::from_secs(3)).await;
+    let received = receiver.wait_for(1).await;
+    let (signature_header, body) = &received[0];
+    assert_eq!(
+        signature_header.as_deref(),
+        Some(signature(SECRET, body).as_str())
+    );
+    let envelope: Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(envelope["event"], "media_uploads.completed");
+    assert_eq!(envelope["account_id"], "acct_1");
+    assert_eq!(envelope["payload"]["prefixed_id"], upload_id.as_str());
+    // The payload is exactly what the status endpoint answers.
+    let spec = Spec::load(Document::OnlyFans).unwrap();
+    spec.validate_response(
+        "GET",
+        "/api/acct_1/media/uploads/x/status",
+        200,
+        &envelope["payload"],
+    )
+    .unwrap();
+    let link = envelope["payload"]["media"]["thumbs"][0]["url"]
+        .as_str()
+        .unwrap();
+    assert_eq!(server.fetch(link).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_failed_upload_is_announced_and_a_refused_delivery_is_retried() {
+    let (receiver, url) = Receiver::start(&[503]).await;
+    let server = server_with_webhook(url).await;
+    async_upload(&server, Some("fail-while-processing")).await;
+    server.advance(Duration::from_secs(3)).await;
+    let received = receiver.wait_for(2).await;
+    assert_eq!(
+        received[0].1, received[1].1,
+        "the retry carries the same body"
+    );
+    let envelope: Value = serde_json::from_slice(&received[1].1).unwrap();
+    assert_eq!(envelope["event"], "media_uploads.failed");
+    assert_eq!(
+        envelope["payload"]["error"],
+        "Media processing failed: the file could not be transcoded."
+    );
+    let journal: Value = server
+        .http
+        .get(server.url("/__admin/journal?route=webhook"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let statuses: Vec<u64> = journal["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [503, 200]);
+}
+
+/// A server whose default scenario sets `webhook:` to `behaviour`.
+async fn server_with_webhook_behaviour(url: String, behaviour: &str) -> TestServer {
+    let mut config = WebhookConfig::new(url, SECRET);
+    config.backoff = Duration::from_millis(10);
+    let yaml = format!("description: webhooks {behaviour}\nwebhook: {{ {behaviour}: true }}\n");
+    let scenario =
+        mock_server::scenario::Scenario::parse("hooks", &yaml, std::path::Path::new("hooks.yaml"))
+            .unwrap();
+    spawn_with(
+        MockServer::builder()
+            .seed(7)
+            .webhook(config)
+            .scenario(Arc::new(scenario)),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_scenario_can_duplicate_deliveries() {
+    let (receiver, url) = Receiver::start(&[]).await;
+    let server = server_with_webhook_behaviour(url, "duplicate").await;
+    async_upload(&server, None).await;
+    server.advance(Duration::from_secs(3)).await;
+    let received = receiver.wait_for(2).await;
+    assert_eq!(received[0].1, received[1].1);
+}
+
+#[tokio::test]
+async fn a_scenario_can_drop_deliveries_and_sync_uploads_are_never_announced() {
+    let (receiver, url) = Receiver::start(&[]).await;
+    let server = server_with_webhook_behaviour(url, "drop").await;
+    let form = Form::new().part(
+        "file",
+        file_part(sample("sample.png"), "a.png", "image/png"),
+    );
+    server.onlyfans_upload("acct_1", "upload", form).await;
+    async_upload(&server, None).await;
+    let announced = async_upload(&server, Some("happy")).await;
+    server.advance(Duration::from_secs(3)).await;
+    let received = receiver.wait_for(1).await;
+    let envelope: Value = serde_json::from_slice(&received[0].1).unwrap();
+    assert_eq!(envelope["payload"]["prefixed_id"], announced.as_str());
+    // The drop is journaled by the sender's own task: wait for it, bounded.
+    let dropped = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let journal: Value = server
+                .http
+                .get(server.url("/__admin/journal?route=webhook"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let dropped: Vec<Value> = journal["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|entry| entry["fault"] == "drop")
+                .cloned()
+                .collect();
+            if !dropped.is_empty() {
+                return dropped;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the dropped delivery was not journaled within 10 s");
+    assert_eq!(dropped.len(), 1, "{dropped:#?}");
+    assert_eq!(dropped[0]["status"], 0);
+    assert_eq!(
+        receiver.received().len(),
+        1,
+        "a dropped or sync upload was announced"
+    );
+}
