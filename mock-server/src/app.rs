@@ -106,6 +106,7 @@ impl App {
             provider,
             account,
             job: attempt,
+            state: None,
         };
         let fault = scenario.fault_for(&aim, self.seed, &scenario.name);
         UploadPlan {

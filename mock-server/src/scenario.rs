@@ -169,6 +169,35 @@ impl Action {
     }
 }
 
+/// A job state a fault can be attached to: a step of the timeline, or its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StateAim {
+    /// Fansly `waiting`, OnlyFans `pending`.
+    Queued,
+    /// Fansly `active`, OnlyFans `processing`.
+    Processing,
+    /// Completed.
+    Completed,
+    /// Failed.
+    Failed,
+}
+
+impl StateAim {
+    /// The aim a job state matches.
+    pub fn of(state: &crate::job::JobState) -> Self {
+        match state {
+            crate::job::JobState::Running {
+                phase: crate::job::Phase::Queued,
+                ..
+            } => StateAim::Queued,
+            crate::job::JobState::Running { .. } => StateAim::Processing,
+            crate::job::JobState::Completed => StateAim::Completed,
+            crate::job::JobState::Failed { .. } => StateAim::Failed,
+        }
+    }
+}
+
 /// What a request is, for aiming faults at it.
 #[derive(Debug, Clone, Copy)]
 pub struct Aim<'a> {
@@ -182,6 +211,8 @@ pub struct Aim<'a> {
     pub account: &'a str,
     /// The job's number under the scenario (its upload's `nth`), from 1.
     pub job: u32,
+    /// The state the job is in as this request sees it; none for uploads.
+    pub state: Option<StateAim>,
 }
 
 /// One fault and what it is aimed at.
@@ -199,6 +230,9 @@ pub struct Fault {
     pub providers: Vec<Provider>,
     /// Jobs aimed at, by their upload's number under the scenario (1 = the first job); empty is all.
     pub jobs: Vec<u32>,
+    /// Job states aimed at (a poll that sees the job in one of them); empty is any. Uploads have
+    /// no state yet, so a fault with states never hits an upload.
+    pub states: Vec<StateAim>,
     /// What happens.
     pub action: Action,
 }
@@ -438,6 +472,7 @@ impl Scenario {
                 accounts,
                 providers,
                 jobs: fault.jobs,
+                states: fault.states,
                 action,
             });
         }
@@ -485,7 +520,9 @@ impl Scenario {
                             .iter()
                             .any(|pattern| pattern.matches(aim.account)))
                     && (fault.providers.is_empty() || fault.providers.contains(&aim.provider))
-                    && (fault.jobs.is_empty() || fault.jobs.contains(&aim.job));
+                    && (fault.jobs.is_empty() || fault.jobs.contains(&aim.job))
+                    && (fault.states.is_empty()
+                        || aim.state.is_some_and(|state| fault.states.contains(&state)));
                 let hits = aimed
                     && (fault.probability >= 1.0
                         || roll(seed, subject, route, nth, fault_idx, 0) < fault.probability);
@@ -680,6 +717,8 @@ struct FaultFile {
     providers: Vec<String>,
     #[serde(default)]
     jobs: Vec<u32>,
+    #[serde(default)]
+    states: Vec<StateAim>,
     #[serde(flatten)]
     action: ActionFile,
 }
@@ -737,6 +776,7 @@ mod tests {
             provider: Provider::Fansly,
             account,
             job: 1,
+            state: None,
         }
     }
 
@@ -871,6 +911,18 @@ mod tests {
         assert_eq!(scenario.fault_for(&target, 0, "j"), None, "onlyfans, job 1");
         target.job = 2;
         assert_eq!(scenario.fault_for(&target, 0, "j"), Some(Action::Empty));
+    }
+
+    #[test]
+    fn faults_can_be_attached_to_a_step() {
+        let text = "description: d\nfaults:\n  - on: status\n    states: [processing]\n    respond: { status: 500 }\n";
+        let scenario = Scenario::parse("a", text, Path::new("a.yaml")).unwrap();
+        let mut target = aim(Route::Status, 1, "acct");
+        assert_eq!(scenario.fault_for(&target, 0, "j"), None, "no state");
+        target.state = Some(StateAim::Queued);
+        assert_eq!(scenario.fault_for(&target, 0, "j"), None);
+        target.state = Some(StateAim::Processing);
+        assert!(scenario.fault_for(&target, 0, "j").is_some());
     }
 
     #[test]

@@ -654,3 +654,23 @@ async fn a_fault_aimed_at_one_provider_and_one_job_hits_only_that_job() {
     );
     assert!(!poll(onlyfans_ids[1].clone()).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_fault_attached_to_the_processing_step_hits_only_polls_that_see_it() {
+    let scenario = custom(
+        "description: d\nfaults:\n  - on: status\n    states: [processing]\n    respond: { status: 502 }\n",
+    );
+    let server = spawn_with(MockServer::builder().scenario(scenario)).await;
+    let job_id = server.fansly_upload("acct", png_form()).await.body["data"]["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut statuses = vec![server.fansly_status(&job_id).await.status];
+    server.advance(Duration::from_secs(1)).await;
+    statuses.push(server.fansly_status(&job_id).await.status);
+    server.advance(Duration::from_secs(2)).await;
+    let done = server.fansly_status(&job_id).await;
+    statuses.push(done.status);
+    assert_eq!(statuses, [200, 502, 200]);
+    assert_eq!(done.body["data"]["state"], "completed");
+}

@@ -23,7 +23,7 @@ use crate::job::{Outcome, Phase};
 use crate::journal::Note;
 use crate::media::{MediaKind, scale_to_short_side};
 use crate::provider::{Provider, is_key_accepted, redact_key};
-use crate::scenario::{Action, Aim, Route};
+use crate::scenario::{Action, Aim, Route, StateAim};
 use crate::signing::{self, Form};
 use crate::store::{Destination, NewJob, Polled, SessionId, StoredMedia};
 
@@ -242,6 +242,7 @@ fn status(
         provider: Provider::Fansly,
         account: &polled.account,
         job: polled.attempt,
+        state: Some(StateAim::of(&polled.state)),
     };
     let fault = polled.scenario.fault_for(&aim, app.seed, &polled.id);
     if let Some((status, retry_after)) = fault.as_ref().and_then(Action::http_error) {

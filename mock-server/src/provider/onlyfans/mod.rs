@@ -28,7 +28,7 @@ use crate::job::{Outcome, Phase, Timeline};
 use crate::journal::Note;
 use crate::media::{MediaKind, scale_to_width};
 use crate::provider::{Provider, is_key_accepted, redact_key};
-use crate::scenario::{Action, Aim, Route};
+use crate::scenario::{Action, Aim, Route, StateAim};
 use crate::signing::{self, Form};
 use crate::store::{Destination, NewJob, Polled, SessionId, StoredMedia};
 use crate::upload::{self, Received};
@@ -370,6 +370,7 @@ fn status(
         provider: Provider::OnlyFans,
         account: &polled.account,
         job: polled.attempt,
+        state: Some(StateAim::of(&polled.state)),
     };
     let fault = polled.scenario.fault_for(&aim, app.seed, &polled.id);
     if let Some((status, retry_after)) = fault.as_ref().and_then(Action::http_error) {
