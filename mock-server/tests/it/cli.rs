@@ -121,3 +121,20 @@ fn a_bad_fixture_stops_start_up_naming_the_file_and_field() {
     assert!(stderr.contains("fansly.link_ttl"), "{stderr}");
     assert!(stderr.contains("line"), "{stderr}");
 }
+
+#[test]
+fn a_bad_scenario_file_stops_start_up_naming_the_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.yaml");
+    std::fs::write(&path, "description: d\nfaults:\n  - on: status\n    nth: [2]\n    respond: { status: 429, retry_afterr: 2 }\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mock-server"))
+        .args(["--bind", "127.0.0.1:0", "--scenario"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("broken.yaml"), "{stderr}");
+    assert!(stderr.contains("line 3"), "{stderr}");
+    assert!(stderr.contains("retry_afterr"), "{stderr}");
+}
