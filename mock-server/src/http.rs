@@ -22,7 +22,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::app::App;
+use crate::app::{App, UploadPlan};
 use crate::clock::{Stopwatch, iso_millis};
 use crate::journal;
 use crate::scenario::Action;
@@ -395,6 +395,60 @@ pub(crate) async fn read_form(
         &app.storage_dir,
     )
     .await
+}
+
+/// Why an upload was refused before its provider looked at the fields.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// `X-Mock-Scenario` names no scenario.
+    Setup(String),
+    /// The body is not a readable form.
+    Form(UploadError),
+    /// The scenario's fault answers this status.
+    Fault {
+        /// The status.
+        status: u16,
+        /// `Retry-After` seconds.
+        retry_after: Option<u32>,
+    },
+}
+
+/// Receives an upload: picks its scenario, lets an upload fault refuse it before the body is read,
+/// reads the form (the file to disk), then lets a file-name rule pick the scenario again.
+pub(crate) async fn receive_upload(
+    app: &App,
+    session: &SessionId,
+    provider: crate::Provider,
+    account: &str,
+    req: Request<Incoming>,
+) -> Result<(UploadPlan, Form), Refusal> {
+    let plan = app
+        .plan_upload(
+            session,
+            provider,
+            account,
+            header_text(&req, SCENARIO_HEADER),
+        )
+        .map_err(|err| Refusal::Setup(err.to_string()))?;
+    refuse_by_fault(&plan)?;
+    let form = read_form(app, req, "file").await.map_err(Refusal::Form)?;
+    let file_name = form
+        .file
+        .as_ref()
+        .and_then(|file| file.file_name.as_deref());
+    let plan = app.replan_for_file(plan, session, provider, account, file_name);
+    refuse_by_fault(&plan)?;
+    Ok((plan, form))
+}
+
+fn refuse_by_fault(plan: &UploadPlan) -> Result<(), Refusal> {
+    match plan.fault.as_ref().and_then(Action::http_error) {
+        Some((status, retry_after)) => Err(Refusal::Fault {
+            status,
+            retry_after,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The value of a request header as text, if present and printable.

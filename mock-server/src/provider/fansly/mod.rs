@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use self::error::ApiError;
 use crate::app::{App, UploadPlan};
 use crate::clock::{iso_millis, saturating_add, unix_secs};
-use crate::http::{Body, RequestCtx, SCENARIO_HEADER, finish, header_text, json};
+use crate::http::{Body, RequestCtx, finish, header_text, json};
 use crate::job::JobState;
 use crate::job::{Outcome, Phase};
 use crate::journal::Note;
@@ -114,23 +114,9 @@ async fn upload(
     account: &str,
     now: SystemTime,
 ) -> Result<Response<Body>, ApiError> {
-    let plan = app
-        .plan_upload(
-            session,
-            Provider::Fansly,
-            account,
-            header_text(&req, SCENARIO_HEADER),
-        )
-        .map_err(|err| ApiError::MockSetup(err.to_string()))?;
-    refuse_by_fault(&plan)?;
-    let mut form = crate::http::read_form(app, req, "file").await?;
+    let (plan, mut form) =
+        crate::http::receive_upload(app, session, Provider::Fansly, account, req).await?;
     let parts = std::mem::take(&mut form.parts);
-    let file_name = form
-        .file
-        .as_ref()
-        .and_then(|file| file.file_name.as_deref());
-    let plan = app.replan_for_file(plan, session, Provider::Fansly, account, file_name);
-    refuse_by_fault(&plan)?;
     let UploadPlan {
         scenario,
         attempt,
@@ -363,17 +349,6 @@ fn result(app: &App, ctx: &RequestCtx, polled: &Polled) -> Result<wire::UploadRe
             },
         }],
     })
-}
-
-/// An upload `Respond` fault becomes the provider's own error.
-fn refuse_by_fault(plan: &UploadPlan) -> Result<(), ApiError> {
-    match plan.fault.as_ref().and_then(Action::http_error) {
-        Some((status, retry_after)) => Err(ApiError::Injected {
-            status,
-            retry_after,
-        }),
-        None => Ok(()),
-    }
 }
 
 #[cfg(test)]

@@ -59,6 +59,22 @@ pub(crate) enum ApiError {
     MockSetup(String),
 }
 
+impl From<crate::http::Refusal> for ApiError {
+    fn from(refusal: crate::http::Refusal) -> Self {
+        match refusal {
+            crate::http::Refusal::Setup(problem) => ApiError::MockSetup(problem),
+            crate::http::Refusal::Form(err) => ApiError::from(err),
+            crate::http::Refusal::Fault {
+                status,
+                retry_after,
+            } => ApiError::Injected {
+                status,
+                retry_after,
+            },
+        }
+    }
+}
+
 impl From<UploadError> for ApiError {
     fn from(err: UploadError) -> Self {
         match err {

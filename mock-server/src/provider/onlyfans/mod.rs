@@ -22,7 +22,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use self::error::ApiError;
 use crate::app::{App, UploadPlan};
 use crate::clock::{iso_seconds_offset, saturating_add, unix_secs};
-use crate::http::{Body, RequestCtx, SCENARIO_HEADER, finish, header_text, json};
+use crate::http::{Body, RequestCtx, finish, header_text, json};
 use crate::job::JobState;
 use crate::job::{Outcome, Phase, Timeline};
 use crate::journal::Note;
@@ -150,23 +150,9 @@ async fn upload(
     now: SystemTime,
 ) -> Result<Response<Body>, ApiError> {
     let api_key = caller.api_key;
-    let plan = app
-        .plan_upload(
-            session,
-            Provider::OnlyFans,
-            account,
-            header_text(&req, SCENARIO_HEADER),
-        )
-        .map_err(|err| ApiError::MockSetup(err.to_string()))?;
-    refuse_by_fault(&plan)?;
-    let mut form = crate::http::read_form(app, req, "file").await?;
+    let (plan, mut form) =
+        crate::http::receive_upload(app, session, Provider::OnlyFans, account, req).await?;
     let parts = std::mem::take(&mut form.parts);
-    let file_name = form
-        .file
-        .as_ref()
-        .and_then(|file| file.file_name.as_deref());
-    let plan = app.replan_for_file(plan, session, Provider::OnlyFans, account, file_name);
-    refuse_by_fault(&plan)?;
     let UploadPlan {
         scenario,
         attempt,
@@ -587,17 +573,6 @@ impl Rendered<'_> {
             release_forms: Vec::new(),
             has_custom_preview: false,
         }
-    }
-}
-
-/// An upload `Respond` fault becomes the provider's own error.
-fn refuse_by_fault(plan: &UploadPlan) -> Result<(), ApiError> {
-    match plan.fault.as_ref().and_then(Action::http_error) {
-        Some((status, retry_after)) => Err(ApiError::Injected {
-            status,
-            retry_after,
-        }),
-        None => Ok(()),
     }
 }
 
