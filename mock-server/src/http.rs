@@ -25,8 +25,8 @@ use tokio::sync::watch;
 use crate::app::{App, UploadPlan};
 use crate::clock::{Stopwatch, iso_millis};
 use crate::journal;
-use crate::scenario::Action;
-use crate::store::{DEFAULT_SESSION, SessionId};
+use crate::scenario::{Action, Aim, Route, StateAim};
+use crate::store::{DEFAULT_SESSION, Polled, SessionId};
 use crate::upload::{self, Form, UploadError};
 use crate::{admin, cdn, provider};
 
@@ -439,6 +439,31 @@ pub(crate) async fn receive_upload(
     let plan = app.replan_for_file(plan, session, provider, account, file_name);
     refuse_by_fault(&plan)?;
     Ok((plan, form))
+}
+
+/// The fault aimed at a status poll: a `Respond` fault refuses the poll; any other is returned to
+/// be attached to the answer.
+pub(crate) fn poll_fault(
+    app: &App,
+    provider: crate::Provider,
+    polled: &Polled,
+) -> Result<Option<Action>, Refusal> {
+    let aim = Aim {
+        route: Route::Status,
+        nth: polled.poll_number,
+        provider,
+        account: &polled.account,
+        job: polled.attempt,
+        state: Some(StateAim::of(&polled.state)),
+    };
+    let fault = polled.scenario.fault_for(&aim, app.seed, &polled.id);
+    match fault.as_ref().and_then(Action::http_error) {
+        Some((status, retry_after)) => Err(Refusal::Fault {
+            status,
+            retry_after,
+        }),
+        None => Ok(fault),
+    }
 }
 
 fn refuse_by_fault(plan: &UploadPlan) -> Result<(), Refusal> {

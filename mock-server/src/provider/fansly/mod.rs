@@ -23,7 +23,6 @@ use crate::job::{Outcome, Phase};
 use crate::journal::Note;
 use crate::media::{MediaKind, scale_to_short_side};
 use crate::provider::{Provider, is_key_accepted, redact_key};
-use crate::scenario::{Action, Aim, Route, StateAim};
 use crate::signing::{self, Form};
 use crate::store::{Destination, NewJob, Polled, SessionId, StoredMedia};
 
@@ -222,21 +221,7 @@ fn status(
         .store
         .poll(session, Provider::Fansly, job_id, None, now)
         .ok_or(ApiError::JobNotFound)?;
-    let aim = Aim {
-        route: Route::Status,
-        nth: polled.poll_number,
-        provider: Provider::Fansly,
-        account: &polled.account,
-        job: polled.attempt,
-        state: Some(StateAim::of(&polled.state)),
-    };
-    let fault = polled.scenario.fault_for(&aim, app.seed, &polled.id);
-    if let Some((status, retry_after)) = fault.as_ref().and_then(Action::http_error) {
-        return Err(ApiError::Injected {
-            status,
-            retry_after,
-        });
-    }
+    let fault = crate::http::poll_fault(app, Provider::Fansly, &polled)?;
     let (state, progress, result, failed_reason) = match &polled.state {
         JobState::Running {
             phase: Phase::Queued,

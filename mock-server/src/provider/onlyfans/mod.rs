@@ -28,7 +28,6 @@ use crate::job::{Outcome, Phase, Timeline};
 use crate::journal::Note;
 use crate::media::{MediaKind, scale_to_width};
 use crate::provider::{Provider, is_key_accepted, redact_key};
-use crate::scenario::{Action, Aim, Route, StateAim};
 use crate::signing::{self, Form};
 use crate::store::{Destination, NewJob, Polled, SessionId, StoredMedia};
 use crate::upload::{self, Received};
@@ -350,21 +349,7 @@ fn status(
         .store
         .poll(session, Provider::OnlyFans, upload_id, Some(account), now)
         .ok_or(ApiError::UploadNotFound)?;
-    let aim = Aim {
-        route: Route::Status,
-        nth: polled.poll_number,
-        provider: Provider::OnlyFans,
-        account: &polled.account,
-        job: polled.attempt,
-        state: Some(StateAim::of(&polled.state)),
-    };
-    let fault = polled.scenario.fault_for(&aim, app.seed, &polled.id);
-    if let Some((status, retry_after)) = fault.as_ref().and_then(Action::http_error) {
-        return Err(ApiError::Injected {
-            status,
-            retry_after,
-        });
-    }
+    let fault = crate::http::poll_fault(app, Provider::OnlyFans, &polled)?;
     let reply = status_reply(app, &ctx.origin, &polled)?;
     let note = Note {
         job_id: Some(polled.id.clone()),
