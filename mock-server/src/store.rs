@@ -128,6 +128,43 @@ pub(crate) struct Job {
     pub(crate) webhook: Webhook,
 }
 
+impl Job {
+    /// The state at `now` (on the job's session clock); the first time it is terminal, records
+    /// when it became so, which is what link expiry counts from.
+    fn observe(&mut self, now: SystemTime) -> JobState {
+        let elapsed = now
+            .duration_since(self.created_at)
+            .unwrap_or(Duration::ZERO);
+        let state = self.timeline.state_at(elapsed, self.n_polls);
+        if state.is_terminal() && self.finished_at.is_none() {
+            self.finished_at = Some(saturating_add(
+                self.created_at,
+                self.timeline.finished_after(elapsed),
+            ));
+        }
+        state
+    }
+
+    /// What a reader outside the lock needs, with `state` as observed.
+    fn snapshot(&self, state: JobState) -> Polled {
+        Polled {
+            poll_number: self.n_polls,
+            attempt: self.attempt,
+            session: Arc::clone(&self.session),
+            scenario: Arc::clone(&self.scenario),
+            seq: self.seq,
+            id: self.id.clone(),
+            account: self.account.clone(),
+            destination: self.destination,
+            state,
+            finished_at: self.finished_at,
+            media: self.media.clone(),
+            credits_used: self.credits_used,
+            created_at: self.created_at,
+        }
+    }
+}
+
 /// A job's webhook, if it has one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Webhook {
@@ -327,30 +364,9 @@ impl Store {
         if account.is_some_and(|account| account != job.account) {
             return None;
         }
-        let elapsed = now.duration_since(job.created_at).unwrap_or(Duration::ZERO);
-        let state = job.timeline.state_at(elapsed, job.n_polls);
-        if state.is_terminal() && job.finished_at.is_none() {
-            job.finished_at = Some(saturating_add(
-                job.created_at,
-                job.timeline.finished_after(elapsed),
-            ));
-        }
+        let state = job.observe(now);
         job.n_polls = job.n_polls.saturating_add(1);
-        Some(Polled {
-            poll_number: job.n_polls,
-            attempt: job.attempt,
-            session: Arc::clone(&job.session),
-            scenario: Arc::clone(&job.scenario),
-            seq: job.seq,
-            id: job.id.clone(),
-            account: job.account.clone(),
-            destination: job.destination,
-            state,
-            finished_at: job.finished_at,
-            media: job.media.clone(),
-            credits_used: job.credits_used,
-            created_at: job.created_at,
-        })
+        Some(job.snapshot(state))
     }
 
     /// Jobs whose webhook is due (they are terminal on their session's clock), marked as sent,
@@ -369,33 +385,12 @@ impl Store {
             }
             let offset = offsets.get(&job.session).copied().unwrap_or_default();
             let now = saturating_add(server_now, offset);
-            let elapsed = now.duration_since(job.created_at).unwrap_or(Duration::ZERO);
-            let state = job.timeline.state_at(elapsed, job.n_polls);
+            let state = job.observe(now);
             if !state.is_terminal() {
                 continue;
             }
-            if job.finished_at.is_none() {
-                job.finished_at = Some(saturating_add(
-                    job.created_at,
-                    job.timeline.finished_after(elapsed),
-                ));
-            }
             job.webhook = Webhook::Sent;
-            due.push(Polled {
-                poll_number: job.n_polls,
-                attempt: job.attempt,
-                scenario: Arc::clone(&job.scenario),
-                seq: job.seq,
-                id: job.id.clone(),
-                account: job.account.clone(),
-                destination: job.destination,
-                state,
-                finished_at: job.finished_at,
-                media: job.media.clone(),
-                credits_used: job.credits_used,
-                created_at: job.created_at,
-                session: Arc::clone(&job.session),
-            });
+            due.push(job.snapshot(state));
         }
         due
     }
