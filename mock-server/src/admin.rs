@@ -613,7 +613,9 @@ struct EntryBody {
     scenario: Option<String>,
     sha256: Option<String>,
     fault: Option<&'static str>,
+    state: Option<&'static str>,
     repeat_of: Option<u64>,
+    retry_after: Option<u64>,
 }
 
 /// Which kind of endpoint a journaled path is, for filtering.
@@ -703,7 +705,9 @@ fn journal(app: &App, query: &str) -> Response<Body> {
             scenario: entry.note.scenario,
             sha256: entry.note.sha256.map(hex::encode),
             fault: entry.note.fault,
+            state: entry.note.state,
             repeat_of: entry.repeat_of,
+            retry_after: entry.retry_after,
         })
         .collect();
     json(StatusCode::OK, &serde_json::json!({ "entries": entries }))

@@ -215,6 +215,10 @@ async fn answer(
         .get::<Injected>()
         .map(|Injected(action)| action.name());
     let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(hyper::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok()?.parse().ok());
     let answered = inject(response).await;
     if let Some((at, method, path, headers)) = arrived {
         app.journal.record(journal::Entry {
@@ -228,6 +232,7 @@ async fn answer(
             duration_ms: stopwatch.elapsed_ms(),
             note,
             repeat_of: None,
+            retry_after,
         });
     }
     answered

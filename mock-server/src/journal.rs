@@ -33,6 +33,8 @@ pub(crate) struct Note {
     pub(crate) sha256: Option<[u8; 32]>,
     /// The fault injected into the answer, by name.
     pub(crate) fault: Option<&'static str>,
+    /// The job state a status answer reported, in the provider's spelling (`active`, `pending`).
+    pub(crate) state: Option<&'static str>,
 }
 
 /// One journal entry.
@@ -58,6 +60,8 @@ pub(crate) struct Entry {
     pub(crate) note: Note,
     /// For an upload: the entry number of an earlier upload with the same bytes.
     pub(crate) repeat_of: Option<u64>,
+    /// The `Retry-After` the answer carried, in seconds: what a polite client waits.
+    pub(crate) retry_after: Option<u64>,
 }
 
 /// The bounded journal.
@@ -166,6 +170,7 @@ mod tests {
                 ..Note::default()
             },
             repeat_of: None,
+            retry_after: None,
         }
     }
 

@@ -159,5 +159,6 @@ fn record(
         duration_ms,
         note,
         repeat_of: None,
+        retry_after: None,
     });
 }

@@ -1,9 +1,13 @@
 //! The request journal as a test reads it: parts, jobs, faults, repeated uploads, filters.
 
+use std::time::Duration;
+
+use mock_server::MockServer;
+use mock_server::scenario::Scenario;
 use reqwest::multipart::Form;
 use serde_json::Value;
 
-use crate::support::{TestServer, file_part, sample, sha256, spawn_server};
+use crate::support::{TestServer, file_part, sample, sha256, spawn_server, spawn_with};
 
 async fn journal(server: &TestServer, query: &str) -> Vec<Value> {
     let body: Value = server
@@ -157,4 +161,43 @@ async fn unknown_filters_are_refused_and_delete_clears() {
         .unwrap();
     assert_eq!(cleared.status(), 200);
     assert!(journal(&server, "").await.is_empty());
+}
+
+#[tokio::test]
+async fn status_answers_are_journaled_with_the_state_shown_and_retry_after() {
+    let server =
+        spawn_with(MockServer::builder().scenario(Scenario::resolve("rate-limited").unwrap()))
+            .await;
+    let form = Form::new().part(
+        "file",
+        file_part(sample("sample.png"), "a.png", "image/png"),
+    );
+    server.fansly_upload("acct", form).await;
+    for _ in 0..3 {
+        server.fansly_status("1").await;
+    }
+    server.advance(Duration::from_secs(60)).await;
+    server.fansly_status("1").await;
+
+    let polls = journal(&server, "?route=status").await;
+    let seen: Vec<(Value, Value, Value)> = polls
+        .iter()
+        .map(|entry| {
+            (
+                entry["status"].clone(),
+                entry["state"].clone(),
+                entry["retry_after"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (200.into(), "waiting".into(), Value::Null),
+            (429.into(), Value::Null, 2.into()),
+            (429.into(), Value::Null, 2.into()),
+            (200.into(), "completed".into(), Value::Null),
+        ],
+        "a refused poll shows no state; its Retry-After is recorded"
+    );
 }

@@ -162,6 +162,7 @@ async fn upload(
         scenario: Some(scenario.name.clone()),
         sha256: Some(file.sha256),
         fault: None,
+        state: None,
     };
     app.store.insert(
         seq,
@@ -263,6 +264,7 @@ fn status(
     let note = Note {
         job_id: Some(polled.id.clone()),
         scenario: Some(polled.scenario.name.clone()),
+        state: Some(state.as_str()),
         ..Note::default()
     };
     Ok(finish(response, fault, note))

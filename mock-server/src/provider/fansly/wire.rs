@@ -37,6 +37,18 @@ pub(crate) enum State {
     Failed,
 }
 
+impl State {
+    /// The spelling on the wire, for the journal.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            State::Waiting => "waiting",
+            State::Active => "active",
+            State::Completed => "completed",
+            State::Failed => "failed",
+        }
+    }
+}
+
 /// `data` of `GET /api/fansly/media/upload/{jobId}/status`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -232,6 +232,7 @@ async fn upload(
         scenario: Some(scenario.name.clone()),
         sha256,
         fault: None,
+        state: None,
     };
     let names = Names::new(app, seq);
     let (job_id, timeline) = if is_async {
@@ -354,6 +355,18 @@ fn status(
     let note = Note {
         job_id: Some(polled.id.clone()),
         scenario: Some(polled.scenario.name.clone()),
+        state: Some(match &polled.state {
+            JobState::Running {
+                phase: Phase::Queued,
+                ..
+            } => "pending",
+            JobState::Running {
+                phase: Phase::Processing,
+                ..
+            } => "processing",
+            JobState::Completed => "completed",
+            JobState::Failed { .. } => "failed",
+        }),
         ..Note::default()
     };
     Ok(finish(json(StatusCode::OK, &reply), fault, note))
