@@ -13,8 +13,8 @@
 
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use openapiv3::{
-    AdditionalProperties, OpenAPI, Operation, ReferenceOr, Response, Schema, SchemaKind,
-    StatusCode, Type, VariantOrUnknownOrEmpty,
+    AdditionalProperties, OpenAPI, Operation, ParameterSchemaOrContent, ReferenceOr, Response,
+    Schema, SchemaKind, StatusCode, Type, VariantOrUnknownOrEmpty,
 };
 use serde_json::{Map, Value};
 
@@ -168,6 +168,17 @@ pub struct Spec {
     document: Document,
     root: Value,
     api: OpenAPI,
+}
+
+/// One documented response header.
+#[derive(Debug, Clone)]
+pub struct HeaderDoc<'a> {
+    /// Its name as the spec spells it.
+    pub name: &'a str,
+    /// Whether every such response must carry it.
+    pub required: bool,
+    /// The JSON Schema its value must meet (header values are strings; a check parses numbers).
+    pub schema: Option<Value>,
 }
 
 /// One documented response of one operation: what a check compares a real answer with.
@@ -413,22 +424,33 @@ impl Spec {
 }
 
 impl DocumentedResponse<'_> {
-    /// The documented headers, each with whether it is required.
-    pub fn headers(&self) -> Vec<(&str, bool)> {
+    /// The documented headers: name, whether required, and the JSON Schema of the value.
+    pub fn headers(&self) -> Vec<HeaderDoc<'_>> {
         self.response
             .headers
             .iter()
-            .map(|(name, header)| {
-                let required = match header {
-                    ReferenceOr::Item(header) => header.required,
-                    ReferenceOr::Reference { reference } => reference
-                        .strip_prefix("#/components/headers/")
-                        .and_then(|name| self.spec.api.components.as_ref()?.headers.get(name))
-                        .is_some_and(
-                            |header| matches!(header, ReferenceOr::Item(header) if header.required),
-                        ),
+            .filter_map(|(name, header)| {
+                let header = match header {
+                    ReferenceOr::Item(header) => header,
+                    ReferenceOr::Reference { reference } => {
+                        let name = reference.strip_prefix("#/components/headers/")?;
+                        match self.spec.api.components.as_ref()?.headers.get(name)? {
+                            ReferenceOr::Item(header) => header,
+                            ReferenceOr::Reference { .. } => return None,
+                        }
+                    }
                 };
-                (name.as_str(), required)
+                let schema = match &header.format {
+                    ParameterSchemaOrContent::Schema(schema) => {
+                        Some(self.spec.json_schema(schema, Direction::Response))
+                    }
+                    ParameterSchemaOrContent::Content(_) => None,
+                };
+                Some(HeaderDoc {
+                    name,
+                    required: header.required,
+                    schema,
+                })
             })
             .collect()
     }

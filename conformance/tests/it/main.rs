@@ -1,0 +1,6 @@
+//! Integration tests for the conformance crate: the checks against the in-process mock, each
+//! check against a mock made to break it, properties, snapshots, drift and client grading.
+#![allow(clippy::unwrap_used)]
+
+mod mock;
+mod support;
