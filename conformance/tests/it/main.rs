@@ -3,4 +3,5 @@
 #![allow(clippy::unwrap_used)]
 
 mod mock;
+mod negative;
 mod support;

@@ -9,7 +9,6 @@ async fn every_check_passes_against_the_mock_for_fansly() {
     let server = spawn_mock().await;
     let report = run_against(&server.base_url(), Provider::Fansly, true).await;
     assert_eq!(report.n_failed(), 0, "{}", show(&report));
-    println!("{}", show(&report));
     assert_eq!(report.n_skipped(), 0, "{}", show(&report));
 }
 
