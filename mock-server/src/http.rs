@@ -210,10 +210,12 @@ async fn answer(
         .extensions_mut()
         .remove::<journal::Note>()
         .unwrap_or_default();
-    note.fault = response
-        .extensions()
-        .get::<Injected>()
-        .map(|Injected(action)| action.name());
+    note.fault = note.fault.or_else(|| {
+        response
+            .extensions()
+            .get::<Injected>()
+            .map(|Injected(action)| action.name())
+    });
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
@@ -349,6 +351,15 @@ pub(crate) fn finish(
         response.extensions_mut().insert(Injected(action));
     }
     response.extensions_mut().insert(note);
+    response
+}
+
+/// A poll answered by a `respond` fault: journaled with its job and as the fault it was.
+pub(crate) fn refused(mut response: Response<Body>, note: journal::Note) -> Response<Body> {
+    response.extensions_mut().insert(journal::Note {
+        fault: Some("respond"),
+        ..note
+    });
     response
 }
 

@@ -224,6 +224,35 @@ impl Timeline {
         Self::linear(queued, processing, n_progress_steps, self.outcome.clone())
     }
 
+    /// The same timeline with every elapsed limit multiplied by `factor` (poll limits kept):
+    /// how the client grader runs a three-minute scenario in seconds. Negative or NaN factors
+    /// count as zero.
+    pub fn scaled(&self, factor: f64) -> Self {
+        let factor = if factor.is_finite() && factor > 0.0 {
+            factor
+        } else {
+            0.0
+        };
+        let steps = self
+            .steps
+            .iter()
+            .map(|step| Step {
+                until: Until {
+                    elapsed: step.until.elapsed.map(|limit| {
+                        Duration::try_from_secs_f64(limit.as_secs_f64() * factor)
+                            .unwrap_or(Duration::MAX)
+                    }),
+                    polls: step.until.polls,
+                },
+                ..*step
+            })
+            .collect();
+        Self {
+            steps,
+            outcome: self.outcome.clone(),
+        }
+    }
+
     /// A timeline that holds in `phase` at `progress` until forced again, then ends as `outcome`.
     pub fn pinned(phase: Phase, progress: u8, outcome: Outcome) -> Self {
         Self {
@@ -452,5 +481,40 @@ mod tests {
             seen_terminal |= state.is_terminal();
         }
         assert!(seen_terminal);
+    }
+
+    #[test]
+    fn scaled_multiplies_elapsed_limits_and_keeps_poll_limits() {
+        let timeline = Timeline::new(
+            vec![
+                Step {
+                    phase: Phase::Queued,
+                    progress: 0,
+                    until: Until {
+                        elapsed: Some(Duration::from_secs(30)),
+                        polls: Some(3),
+                    },
+                },
+                Step {
+                    phase: Phase::Processing,
+                    progress: 50,
+                    until: Until {
+                        elapsed: Some(Duration::from_secs(180)),
+                        polls: None,
+                    },
+                },
+            ],
+            Outcome::Completed,
+        )
+        .unwrap();
+        let fast = timeline.scaled(0.1);
+        assert_eq!(fast.steps()[0].until.elapsed, Some(Duration::from_secs(3)));
+        assert_eq!(fast.steps()[0].until.polls, Some(3));
+        assert_eq!(fast.steps()[1].until.elapsed, Some(Duration::from_secs(18)));
+        assert_eq!(fast.outcome(), &Outcome::Completed);
+        assert_eq!(
+            timeline.scaled(f64::NAN).steps()[1].until.elapsed,
+            Some(Duration::ZERO)
+        );
     }
 }

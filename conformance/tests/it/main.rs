@@ -2,6 +2,7 @@
 //! check against a mock made to break it, properties, snapshots, drift and client grading.
 #![allow(clippy::unwrap_used)]
 
+mod client;
 mod mock;
 mod negative;
 mod support;

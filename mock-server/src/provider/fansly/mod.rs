@@ -222,7 +222,18 @@ fn status(
         .store
         .poll(session, Provider::Fansly, job_id, None, now)
         .ok_or(ApiError::JobNotFound)?;
-    let fault = crate::http::poll_fault(app, Provider::Fansly, &polled)?;
+    let note = Note {
+        job_id: Some(polled.id.clone()),
+        scenario: Some(polled.scenario.name.clone()),
+        ..Note::default()
+    };
+    let fault = match crate::http::poll_fault(app, Provider::Fansly, &polled) {
+        Ok(fault) => fault,
+        Err(refusal) => {
+            let response = ApiError::from(refusal).into_response(iso_millis(now));
+            return Ok(crate::http::refused(response, note));
+        }
+    };
     let (state, progress, result, failed_reason) = match &polled.state {
         JobState::Running {
             phase: Phase::Queued,
@@ -262,10 +273,8 @@ fn status(
         },
     );
     let note = Note {
-        job_id: Some(polled.id.clone()),
-        scenario: Some(polled.scenario.name.clone()),
         state: Some(state.as_str()),
-        ..Note::default()
+        ..note
     };
     Ok(finish(response, fault, note))
 }

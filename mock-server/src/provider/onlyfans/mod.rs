@@ -350,11 +350,22 @@ fn status(
         .store
         .poll(session, Provider::OnlyFans, upload_id, Some(account), now)
         .ok_or(ApiError::UploadNotFound)?;
-    let fault = crate::http::poll_fault(app, Provider::OnlyFans, &polled)?;
-    let reply = status_reply(app, &ctx.origin, &polled)?;
     let note = Note {
         job_id: Some(polled.id.clone()),
         scenario: Some(polled.scenario.name.clone()),
+        ..Note::default()
+    };
+    let fault = match crate::http::poll_fault(app, Provider::OnlyFans, &polled) {
+        Ok(fault) => fault,
+        Err(refusal) => {
+            return Ok(crate::http::refused(
+                ApiError::from(refusal).into_response(),
+                note,
+            ));
+        }
+    };
+    let reply = status_reply(app, &ctx.origin, &polled)?;
+    let note = Note {
         state: Some(match &polled.state {
             JobState::Running {
                 phase: Phase::Queued,
@@ -367,7 +378,7 @@ fn status(
             JobState::Completed => "completed",
             JobState::Failed { .. } => "failed",
         }),
-        ..Note::default()
+        ..note
     };
     Ok(finish(json(StatusCode::OK, &reply), fault, note))
 }
