@@ -19,6 +19,9 @@ const ID_KEYS: &[&str] = &[
     "user",
 ];
 
+/// Keys whose values are times, as text or as Unix seconds.
+const TIME_KEYS: &[&str] = &["createdAt", "updatedAt", "timestamp"];
+
 /// Keys whose values change on every call (counters, balances) and keep only their type.
 const VOLATILE_KEYS: &[&str] = &[
     "remaining_minute",
@@ -45,7 +48,9 @@ fn normalize_in(value: &Value, key: Option<&str>) -> Value {
         }
         Value::String(text) => match key {
             Some(key) if ID_KEYS.contains(&key) => Value::from("[id]"),
+            Some(key) if TIME_KEYS.contains(&key) => Value::from("[time]"),
             Some("extra") => Value::from("[opaque]"),
+            Some("location") if text.starts_with('/') => Value::from("[path]"),
             _ if is_timestamp(text) => Value::from("[time]"),
             _ if text.starts_with("http://") || text.starts_with("https://") => {
                 Value::from(normalize_url(text))
@@ -53,7 +58,13 @@ fn normalize_in(value: &Value, key: Option<&str>) -> Value {
             _ => value.clone(),
         },
         Value::Number(_) => match key {
-            Some(key) if ID_KEYS.contains(&key) || VOLATILE_KEYS.contains(&key) => Value::from(0),
+            Some(key)
+                if ID_KEYS.contains(&key)
+                    || VOLATILE_KEYS.contains(&key)
+                    || TIME_KEYS.contains(&key) =>
+            {
+                Value::from(0)
+            }
             _ => value.clone(),
         },
         Value::Bool(_) | Value::Null => value.clone(),
@@ -73,7 +84,8 @@ fn is_timestamp(text: &str) -> bool {
             .all(|&idx| bytes[idx].is_ascii_digit())
 }
 
-/// Origin → `[origin]`, id-like path segments → `[token]` (extension kept), query values →
+/// Origin → `[origin]`, path segments with digits or all hex (ids, hashes, shards, sizes) →
+/// `[token]` (extension kept), query values →
 /// `[signed]` (names kept: a renamed parameter is drift).
 fn normalize_url(url: &str) -> String {
     let (without_query, query) = url.split_once('?').unwrap_or((url, ""));
@@ -90,7 +102,11 @@ fn normalize_url(url: &str) -> String {
                 Some((stem, extension)) if extension.len() <= 5 => (stem, Some(extension)),
                 _ => (segment, None),
             };
-            let is_token = stem.len() >= 6 && stem.bytes().any(|byte| byte.is_ascii_digit());
+            // Digits mark ids, sizes and timestamps; all-hex segments are hashes and shards
+            // (`0/0a/…`). Path words (`cdn`, `files`, `upload`) have other letters.
+            let is_token = !stem.is_empty()
+                && (stem.bytes().any(|byte| byte.is_ascii_digit())
+                    || stem.bytes().all(|byte| byte.is_ascii_hexdigit()));
             let stem = if is_token { "[token]" } else { stem };
             extension.map_or_else(
                 || stem.to_owned(),
@@ -241,8 +257,8 @@ mod tests {
             found,
             [
                 "/data/jobId: type changed from string to integer",
-                "/data/state: value changed from \"waiting\" to \"queued\"",
                 "/data/progress: field removed (was integer)",
+                "/data/state: value changed from \"waiting\" to \"queued\"",
                 "/data/eta: field added (integer)",
             ]
         );

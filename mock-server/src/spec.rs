@@ -11,6 +11,7 @@
 //! becomes the numeric form, and siblings of a `$ref` are dropped, as OpenAPI 3.0 says they are.
 //! Each violation names the JSON pointer, what the schema expected and what the body had.
 
+use jsonschema::ValidationError;
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use openapiv3::{
     AdditionalProperties, OpenAPI, Operation, ParameterSchemaOrContent, ReferenceOr, Response,
@@ -497,17 +498,55 @@ pub(crate) fn resolve_schema<'a>(
 /// Compiles `schema` and lists what `body` breaks; `Err` if the schema does not compile.
 pub fn validate(schema: &Value, body: &Value) -> Result<Vec<Violation>, String> {
     let validator = jsonschema::draft202012::new(schema).map_err(|err| err.to_string())?;
-    Ok(validator
-        .iter_errors(body)
-        .map(|err| Violation {
-            pointer: err.instance_path().to_string(),
-            expected: expected_of(err.kind()),
-            actual: match err.kind() {
-                ValidationErrorKind::Required { .. } => "missing".to_owned(),
-                _ => shorten(&err.instance().to_string()),
-            },
-        })
-        .collect())
+    let mut found = Vec::new();
+    for err in validator.iter_errors(body) {
+        explain(&err, &mut found, 0);
+    }
+    Ok(found)
+}
+
+/// One violation per error; a `oneOf`/`anyOf` that no branch matched is explained by its
+/// best-matching branch (one whose `enum`/`const` discriminators held, with the fewest errors),
+/// so a failed status body names `/error`, not just "no branch matched".
+fn explain(err: &ValidationError<'_>, found: &mut Vec<Violation>, depth: u8) {
+    let context = match err.kind() {
+        ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
+            Some(context)
+        }
+        _ => None,
+    };
+    if let Some(branch) = context
+        .filter(|_| depth < 4)
+        .and_then(|context| best_branch(context))
+    {
+        for inner in branch {
+            explain(inner, found, depth + 1);
+        }
+        return;
+    }
+    found.push(Violation {
+        pointer: err.instance_path().to_string(),
+        expected: expected_of(err.kind()),
+        actual: match err.kind() {
+            ValidationErrorKind::Required { .. } => "missing".to_owned(),
+            _ => shorten(&err.instance().to_string()),
+        },
+    });
+}
+
+fn best_branch<'e>(
+    context: &'e [Vec<ValidationError<'static>>],
+) -> Option<&'e Vec<ValidationError<'static>>> {
+    let is_discriminator = |err: &ValidationError<'_>| {
+        matches!(
+            err.kind(),
+            ValidationErrorKind::Enum { .. } | ValidationErrorKind::Constant { .. }
+        )
+    };
+    context
+        .iter()
+        .filter(|branch| !branch.is_empty())
+        .min_by_key(|branch| (branch.iter().any(is_discriminator), branch.len()))
 }
 
 fn expected_of(kind: &ValidationErrorKind) -> String {
@@ -922,7 +961,17 @@ mod tests {
                 &json!({"status": "failed", "prefixed_id": "ofapi_media_abc"}),
             )
             .unwrap_err();
-        assert!(matches!(err, SpecError::Invalid { .. }), "{err}");
+        let SpecError::Invalid { violations, .. } = err else {
+            panic!("{err}");
+        };
+        assert_eq!(
+            violations
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            [r#"/: expected required property "error", got missing"#],
+            "the branch whose status matched explains the failure"
+        );
     }
 
     /// A document written to exercise the OpenAPI 3.0 → JSON Schema conversion.

@@ -2,7 +2,10 @@
 //! check against a mock made to break it, properties, snapshots, drift and client grading.
 #![allow(clippy::unwrap_used)]
 
+mod cli;
 mod client;
+mod drift;
 mod mock;
 mod negative;
+mod snapshots;
 mod support;
