@@ -37,6 +37,6 @@ pub mod snapshot;
 pub mod target;
 
 pub use crate::check::{CheckResult, Outcome};
-pub use crate::run::{Options, Report, RunError, Sample, run};
+pub use crate::run::{Options, Report, RunError, Sample, check_upload, run};
 pub use crate::target::Target;
 pub use mock_server::spec;

@@ -121,6 +121,47 @@ pub(crate) async fn invalid_input(runner: &mut Runner<'_>) {
     }
 }
 
+/// One synchronous OnlyFans upload of `sample` with `fields`: the media must come back whole
+/// (or the upload be refused in a documented way).
+pub(crate) async fn sync_case(
+    runner: &mut Runner<'_>,
+    sample: &Sample,
+    fields: &[(String, String)],
+) {
+    let mut form = Form::new().part("file", sample.part());
+    for (name, value) in fields {
+        form = form.text(name.clone(), value.clone());
+    }
+    let path = runner.target.upload_path();
+    let Some(exchange) = runner
+        .api(
+            "synchronous upload",
+            Method::POST,
+            &path,
+            Auth::Key,
+            Body::Form(form),
+            None,
+        )
+        .await
+    else {
+        return;
+    };
+    if (400..500).contains(&exchange.status) {
+        return;
+    }
+    let accepted = exchange.status == 200 && exchange.json.is_some();
+    runner
+        .findings
+        .expect(check::POSITIVE_DATA_ACCEPTANCE, accepted, || {
+            format!("{}: expected 200 with the media", exchange.line())
+        });
+    if accepted {
+        let media = exchange.json.clone().unwrap_or_default();
+        crate::check::lifecycle::judge_media(runner, sample, &media, &exchange.line());
+        runner.completed.push((sample.clone(), media));
+    }
+}
+
 /// OnlyFans' synchronous uploads: the media comes back in the upload's own answer.
 pub(crate) async fn sync_upload(runner: &mut Runner<'_>) {
     if runner.target.provider != Provider::OnlyFans {

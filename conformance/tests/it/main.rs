@@ -7,5 +7,6 @@ mod client;
 mod drift;
 mod mock;
 mod negative;
+mod props;
 mod snapshots;
 mod support;
