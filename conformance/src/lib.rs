@@ -8,7 +8,7 @@
 //! # Layout
 //! - [`target`]: what is under test (mock with its admin API, or a live URL).
 //! - [`check`]: the catalogue of checks and their outcomes.
-//! - [`run`]: the runner that drives a target and returns a [`Report`].
+//! - [`mod@run`]: the runner that drives a target and returns a [`Report`].
 //! - [`client`]: grades a client program against the mock's built-in scenarios.
 //! - [`drift`]: our specs against the providers' own, and live answers against snapshots.
 //! - [`snapshot`]: normalised bodies and their differences.

@@ -1,7 +1,7 @@
 //! The checks: what each one promises, and the outcome it reached.
 //!
 //! A check never panics and never stops a run: the runner records findings against a check's
-//! name as it goes, and [`Findings::finish`] turns them into one [`CheckResult`] per catalogued
+//! name as it goes, and `Findings::finish` turns them into one [`CheckResult`] per catalogued
 //! check. This is rust-analyzer's "`(T, Vec<Error>)` rather than `Result<T, Error>`": a run that
 //! met ten failures reports all ten.
 //!
