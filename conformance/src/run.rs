@@ -358,6 +358,30 @@ impl<'a> Runner<'a> {
         Some(exchange)
     }
 
+    /// `GET path` with the key: a poll.
+    pub(crate) async fn get(&mut self, purpose: &str, path: &str) -> Option<Exchange> {
+        self.api(purpose, Method::GET, path, Auth::Key, Body::Empty, None)
+            .await
+    }
+
+    /// `POST path` with the key and a multipart form: an upload.
+    pub(crate) async fn post_form(
+        &mut self,
+        purpose: &str,
+        path: &str,
+        form: Form,
+    ) -> Option<Exchange> {
+        self.api(
+            purpose,
+            Method::POST,
+            path,
+            Auth::Key,
+            Body::Form(form),
+            None,
+        )
+        .await
+    }
+
     /// Fetches a CDN link (no spec checks: CDN answers are CloudFront's, not the API's).
     pub(crate) async fn cdn(&mut self, purpose: &str, url: &str) -> Option<Exchange> {
         let path = url.split('?').next().unwrap_or(url).to_owned();

@@ -64,17 +64,7 @@ pub(crate) async fn unknown_job(runner: &mut Runner<'_>) {
     let path = runner
         .target
         .status_path(crate::check::upload::unknown_id(runner.target.provider));
-    let Some(exchange) = runner
-        .api(
-            "poll an unknown job",
-            Method::GET,
-            &path,
-            Auth::Key,
-            Body::Empty,
-            None,
-        )
-        .await
-    else {
+    let Some(exchange) = runner.get("poll an unknown job", &path).await else {
         runner
             .findings
             .fail(check::UNKNOWN_JOB_NOT_FOUND, "no answer");
@@ -233,16 +223,7 @@ async fn follow(runner: &mut Runner<'_>, job_id: &str) -> Option<Vec<Observation
     let started = runner.waited;
     let mut observations: Vec<Observation> = Vec::new();
     loop {
-        let exchange = runner
-            .api(
-                "status poll",
-                Method::GET,
-                &path,
-                Auth::Key,
-                Body::Empty,
-                None,
-            )
-            .await;
+        let exchange = runner.get("status poll", &path).await;
         let mut pause = step;
         match exchange {
             Some(exchange) if exchange.status == 200 => {
@@ -306,16 +287,7 @@ async fn follow(runner: &mut Runner<'_>, job_id: &str) -> Option<Vec<Observation
     };
     for _ in 0..runner.options.stability_polls {
         runner.wait(later).await;
-        let exchange = runner
-            .api(
-                "poll after the end",
-                Method::GET,
-                &path,
-                Auth::Key,
-                Body::Empty,
-                None,
-            )
-            .await;
+        let exchange = runner.get("poll after the end", &path).await;
         if let Some(observation) = exchange
             .filter(|exchange| exchange.status == 200)
             .and_then(|exchange| exchange.json)

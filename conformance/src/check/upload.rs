@@ -133,17 +133,7 @@ pub(crate) async fn sync_case(
         form = form.text(name.clone(), value.clone());
     }
     let path = runner.target.upload_path();
-    let Some(exchange) = runner
-        .api(
-            "synchronous upload",
-            Method::POST,
-            &path,
-            Auth::Key,
-            Body::Form(form),
-            None,
-        )
-        .await
-    else {
+    let Some(exchange) = runner.post_form("synchronous upload", &path, form).await else {
         return;
     };
     if (400..500).contains(&exchange.status) {
@@ -185,17 +175,7 @@ pub(crate) async fn sync_upload(runner: &mut Runner<'_>) {
             reqwest::multipart::Part::stream(sample.bytes.clone())
                 .file_name(sample.file_name.clone()),
         );
-        let Some(exchange) = runner
-            .api(
-                purpose,
-                Method::POST,
-                &path,
-                Auth::Key,
-                Body::Form(form),
-                None,
-            )
-            .await
-        else {
+        let Some(exchange) = runner.post_form(purpose, &path, form).await else {
             continue;
         };
         let accepted = (200..300).contains(&exchange.status) && exchange.json.is_some();

@@ -18,7 +18,7 @@ fn options(client: &str, provider: Provider) -> ClientOptions {
         command: [
             "env",
             "POLL_INTERVAL=0.25",
-            "DEADLINE=20",
+            "DEADLINE=15",
             "python3",
             &example(client),
             "{provider}",
@@ -75,6 +75,23 @@ fn explain(grades: &[Grade]) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+#[tokio::test]
+async fn the_polite_client_breaks_no_rule_in_any_built_in_scenario() {
+    let mut options = options("polite_client.py", Provider::Fansly);
+    // Every built-in scenario, `slow` (3.5 minutes, here 10.5 s) and `stuck` (never ends)
+    // included; at this speed jobs end before some faults are reached, which the test above
+    // covers at a slower scale.
+    options.scenarios = Vec::new();
+    options.time_scale = 0.05;
+    let grades = grade(&options).await.unwrap();
+    assert_eq!(grades.len(), mock_server::scenario::BUILT_IN.len());
+    let failed: Vec<_> = table(&grades)
+        .into_iter()
+        .filter(|(_, verdict)| *verdict == "fail")
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}\n{}", explain(&grades));
 }
 
 #[tokio::test]
