@@ -120,6 +120,49 @@ struct JobBody {
 }
 
 /// Answers `/__admin/{segments}`.
+/// Who may use the admin API: with a token, whoever presents it (`Authorization: Bearer`),
+/// compared in constant time; without one, loopback clients only. `None` lets the request in;
+/// otherwise the answer to send instead.
+pub(crate) fn refusal(
+    token: Option<&str>,
+    peer: std::net::SocketAddr,
+    presented: Option<&str>,
+) -> Option<Response<Body>> {
+    match token {
+        Some(token) => {
+            let presented = presented
+                .and_then(|value| value.strip_prefix("Bearer "))
+                .map(str::trim);
+            if presented.is_some_and(|presented| is_same_secret(presented, token)) {
+                None
+            } else {
+                Some(error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "the admin API needs Authorization: Bearer <the --admin-token value>",
+                ))
+            }
+        }
+        None if peer.ip().is_loopback() => None,
+        None => Some(error(
+            StatusCode::FORBIDDEN,
+            "loopback_only",
+            "the admin API answers loopback clients only; start the mock with --admin-token to \
+             use it from elsewhere",
+        )),
+    }
+}
+
+/// Equality that takes as long for a near miss as for a far one.
+fn is_same_secret(presented: &str, expected: &str) -> bool {
+    let (presented, expected) = (presented.as_bytes(), expected.as_bytes());
+    let mut differ = presented.len() ^ expected.len();
+    for (idx, byte) in expected.iter().enumerate() {
+        differ |= usize::from(presented.get(idx).copied().unwrap_or(0) ^ byte);
+    }
+    differ == 0
+}
+
 pub(crate) async fn handle(app: &App, req: Request<Incoming>, segments: &[&str]) -> Response<Body> {
     let method = req.method().clone();
     // `X-Mock-Session` on an admin request aims it at that session; absent, at the whole server.
@@ -711,4 +754,37 @@ fn journal(app: &App, query: &str) -> Response<Body> {
         })
         .collect();
     json(StatusCode::OK, &serde_json::json!({ "entries": entries }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(ip: [u8; 4]) -> std::net::SocketAddr {
+        std::net::SocketAddr::from((ip, 40000))
+    }
+
+    #[test]
+    fn without_a_token_only_loopback_clients_are_answered() {
+        assert!(refusal(None, peer([127, 0, 0, 1]), None).is_none());
+        let refused = refusal(None, peer([10, 1, 2, 3]), None).unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn with_a_token_everyone_must_present_it() {
+        let token = Some("s3cret");
+        for ip in [[127, 0, 0, 1], [10, 1, 2, 3]] {
+            assert!(refusal(token, peer(ip), Some("Bearer s3cret")).is_none());
+            for presented in [
+                None,
+                Some("Bearer s3cre"),
+                Some("s3cret"),
+                Some("Bearer s3cret!"),
+            ] {
+                let refused = refusal(token, peer(ip), presented).unwrap();
+                assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{presented:?}");
+            }
+        }
+    }
 }

@@ -47,6 +47,10 @@ pub(crate) struct App {
     pub(crate) public_url: Option<String>,
     /// The directory `file://` URLs may read from.
     pub(crate) media_root: Option<PathBuf>,
+    /// Timeouts and the connection cap.
+    pub(crate) connection: crate::ConnectionLimits,
+    /// The bearer token every admin request needs; without one, only loopback clients may use it.
+    pub(crate) admin_token: Option<String>,
 }
 
 /// What an arriving upload will go through, decided before its body is read.

@@ -136,11 +136,12 @@ pub(crate) async fn serve(
     let local = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let permits = Arc::new(tokio::sync::Semaphore::new(app.connection.max_connections));
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _peer)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(err) => {
                         // Out of file descriptors and the like: back off instead of spinning.
                         tracing::warn!(error = %err, "accept failed");
@@ -148,20 +149,39 @@ pub(crate) async fn serve(
                         continue;
                     }
                 };
+                let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                    // Over the cap: answer 503 with Retry-After and close, rather than queue.
+                    let overloaded_app = Arc::clone(&app);
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let app = Arc::clone(&overloaded_app);
+                        async move {
+                            Ok::<_, Dropped>(crate::provider::overloaded(&app, req.uri().path()))
+                        }
+                    });
+                    let connection = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(app.connection.header_timeout)
+                        .keep_alive(false)
+                        .serve_connection(TokioIo::new(stream), service);
+                    tokio::spawn(connection);
+                    continue;
+                };
                 let app = Arc::clone(&app);
+                let header_timeout = app.connection.header_timeout;
                 let service = service_fn(move |req| {
                     let app = Arc::clone(&app);
-                    async move { answer(app, req, local).await }
+                    async move { answer(app, req, local, peer).await }
                 });
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
+                    .header_read_timeout(header_timeout)
                     .serve_connection(TokioIo::new(stream), service);
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
                     if let Err(err) = connection.await {
                         tracing::debug!(error = %err, "connection ended with an error");
                     }
+                    drop(permit);
                 });
             }
             _ = shutdown.changed() => break,
@@ -181,6 +201,7 @@ async fn answer(
     app: Arc<App>,
     req: Request<Incoming>,
     local: SocketAddr,
+    peer: SocketAddr,
 ) -> Result<Response<Body>, Dropped> {
     let stopwatch = Stopwatch::start();
     let journaled = !req.uri().path().starts_with("/__admin/");
@@ -205,7 +226,7 @@ async fn answer(
             headers,
         )
     });
-    let mut response = handle(Arc::clone(&app), req, local).await;
+    let mut response = handle(Arc::clone(&app), req, local, peer).await;
     let mut note = response
         .extensions_mut()
         .remove::<journal::Note>()
@@ -240,13 +261,24 @@ async fn answer(
     answered
 }
 
-async fn handle(app: Arc<App>, req: Request<Incoming>, local: SocketAddr) -> Response<Body> {
+async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    local: SocketAddr,
+    peer: SocketAddr,
+) -> Response<Body> {
     let ctx = RequestCtx::new(&app, &req, local);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let response = match segments.as_slice() {
-        ["__admin", rest @ ..] => admin::handle(&app, req, rest).await,
+        ["__admin", rest @ ..] => {
+            let presented = header_text(&req, header::AUTHORIZATION.as_str());
+            match admin::refusal(app.admin_token.as_deref(), peer, presented) {
+                None => admin::handle(&app, req, rest).await,
+                Some(refused) => refused,
+            }
+        }
         ["cdn", rest @ ..] if method == Method::GET || method == Method::HEAD => {
             cdn::serve(&app, &req, rest).await
         }
@@ -374,11 +406,28 @@ async fn collect(body: Body) -> Bytes {
         .unwrap_or_default()
 }
 
-/// The request body as a stream of chunks.
+/// The request body as a stream of chunks; a wait longer than `idle` for the next chunk ends it
+/// with a `TimedOut` error (a stalled body is refused with 408, not held open forever).
 fn body_stream(
     body: Incoming,
+    idle: Duration,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    http_body_util::BodyDataStream::new(body).map(|chunk| chunk.map_err(std::io::Error::other))
+    let chunks =
+        http_body_util::BodyDataStream::new(body).map(|chunk| chunk.map_err(std::io::Error::other));
+    futures_util::stream::unfold(Some(Box::pin(chunks)), move |chunks| async move {
+        let mut chunks = chunks?;
+        match tokio::time::timeout(idle, chunks.next()).await {
+            Ok(Some(chunk)) => Some((chunk, Some(chunks))),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "upload body stalled",
+                )),
+                None,
+            )),
+        }
+    })
 }
 
 /// Reads a provider upload form: refuses an oversized `Content-Length` before reading a byte,
@@ -404,7 +453,7 @@ pub(crate) async fn read_form(
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
     let boundary = upload::boundary(content_type.as_deref())?;
     upload::read_form(
-        body_stream(req.into_body()),
+        body_stream(req.into_body(), app.limits.body_timeout),
         boundary,
         file_field,
         app.limits,

@@ -56,6 +56,7 @@ pub mod webhook;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -114,6 +115,30 @@ pub struct Builder {
     enforce_rate_limits: bool,
     rules: Rules,
     webhook: Option<WebhookConfig>,
+    connection: ConnectionLimits,
+    max_parts: usize,
+    admin_token: Option<String>,
+}
+
+/// Per-connection protections against slow and greedy clients.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnectionLimits {
+    /// Longest a client may take to send the request headers (slowloris).
+    pub(crate) header_timeout: Duration,
+    /// Longest wait for the next chunk of an upload body.
+    pub(crate) body_timeout: Duration,
+    /// Connections served at once; more get 503 with `Retry-After` and are closed.
+    pub(crate) max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+        }
+    }
 }
 
 impl Default for Builder {
@@ -134,6 +159,9 @@ impl Default for Builder {
             enforce_rate_limits: false,
             rules: Rules::default(),
             webhook: None,
+            connection: ConnectionLimits::default(),
+            max_parts: 64,
+            admin_token: None,
         }
     }
 }
@@ -233,6 +261,38 @@ impl Builder {
         self
     }
 
+    /// How long a client may take to send its request headers (30 s): slowloris protection.
+    pub fn header_timeout(mut self, timeout: Duration) -> Self {
+        self.connection.header_timeout = timeout;
+        self
+    }
+
+    /// How long an upload body may stall between chunks (30 s) before a 408.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.connection.body_timeout = timeout;
+        self
+    }
+
+    /// Connections served at once (4096); the next ones get 503 with `Retry-After` and are closed.
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.connection.max_connections = connections.max(1);
+        self
+    }
+
+    /// Most multipart parts read from one upload (64).
+    pub fn max_parts(mut self, parts: usize) -> Self {
+        self.max_parts = parts.max(1);
+        self
+    }
+
+    /// Requires `Authorization: Bearer <token>` on every `/__admin/` request. Without a token the
+    /// admin API answers loopback clients only, so a mock bound to `0.0.0.0` cannot be steered by
+    /// whoever reaches it.
+    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
+        self.admin_token = Some(token.into()).filter(|token| !token.is_empty());
+        self
+    }
+
     /// Binds and starts serving on the current tokio runtime.
     pub async fn start(self) -> Result<MockServer, StartError> {
         let listener = tokio::net::TcpListener::bind(self.bind)
@@ -296,7 +356,11 @@ impl Builder {
             limits: upload::Limits {
                 max_file_bytes: self.max_upload_bytes,
                 max_field_bytes: 1024 * 1024,
+                max_parts: self.max_parts,
+                body_timeout: self.connection.body_timeout,
             },
+            connection: self.connection,
+            admin_token: self.admin_token,
             api_keys: self.api_keys,
             public_url: self.public_url,
             media_root: self.media_root,

@@ -82,6 +82,27 @@ struct Args {
     #[arg(long, env = "MOCK_ENFORCE_RATE_LIMITS")]
     enforce_rate_limits: bool,
 
+    /// Bearer token every /__admin/ request must carry; without one the admin API answers
+    /// loopback clients only.
+    #[arg(long, env = "MOCK_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+
+    /// Longest a client may take to send its request headers (slowloris protection).
+    #[arg(long, env = "MOCK_HEADER_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    header_timeout: std::time::Duration,
+
+    /// Longest an upload body may stall between chunks before a 408.
+    #[arg(long, env = "MOCK_BODY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    body_timeout: std::time::Duration,
+
+    /// Connections served at once; more get 503 with Retry-After and are closed.
+    #[arg(long, env = "MOCK_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
+
+    /// Most multipart parts read from one upload.
+    #[arg(long, env = "MOCK_MAX_PARTS", default_value_t = 64)]
+    max_parts: usize,
+
     /// Largest upload accepted, in bytes.
     #[arg(long, env = "MOCK_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
     max_upload_bytes: u64,
@@ -149,7 +170,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(scenario) = &args.scenario {
         builder = builder.scenario(Scenario::resolve(scenario)?);
     }
-    builder = builder.enforce_rate_limits(args.enforce_rate_limits);
+    builder = builder
+        .enforce_rate_limits(args.enforce_rate_limits)
+        .header_timeout(args.header_timeout)
+        .body_timeout(args.body_timeout)
+        .max_connections(args.max_connections)
+        .max_parts(args.max_parts);
+    match &args.admin_token {
+        Some(token) => builder = builder.admin_token(token.clone()),
+        None if !args.bind.ip().is_loopback() => tracing::warn!(
+            bind = %args.bind,
+            "no --admin-token: the admin API answers loopback clients only"
+        ),
+        None => {}
+    }
     if let Some(path) = &args.scenario_rules {
         builder = builder.scenario_rules(Rules::from_file(path)?);
     }

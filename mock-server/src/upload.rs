@@ -76,6 +76,15 @@ pub(crate) enum UploadError {
         /// The limit in bytes.
         limit: u64,
     },
+    /// More parts than the mock reads in one form.
+    #[error("more than {limit} parts in one form")]
+    TooManyParts {
+        /// The limit.
+        limit: usize,
+    },
+    /// The client stopped sending the body for longer than the body timeout.
+    #[error("the body stalled for longer than {0:?}")]
+    Stalled(std::time::Duration),
     /// Two file parts under the file field's name.
     #[error("more than one {0:?} part")]
     DuplicateFile(&'static str),
@@ -91,6 +100,10 @@ pub(crate) struct Limits {
     pub(crate) max_file_bytes: u64,
     /// Largest text field accepted, in bytes.
     pub(crate) max_field_bytes: u64,
+    /// Most parts read from one form: a body of ten thousand tiny parts is refused early.
+    pub(crate) max_parts: usize,
+    /// Longest wait for the next body chunk before the upload is refused with 408.
+    pub(crate) body_timeout: std::time::Duration,
 }
 
 impl Limits {
@@ -145,11 +158,28 @@ where
                 limit: limits.max_file_bytes,
             }
         }
+        multer::Error::StreamReadFailed(source)
+            if source
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|err| err.kind() == std::io::ErrorKind::TimedOut) =>
+        {
+            UploadError::Stalled(limits.body_timeout)
+        }
         other => UploadError::Malformed(other),
     };
+    let mut n_parts = 0;
     while let Some(mut field) = multipart.next_field().await.map_err(too_large)? {
+        n_parts += 1;
+        if n_parts > limits.max_parts {
+            return Err(UploadError::TooManyParts {
+                limit: limits.max_parts,
+            });
+        }
         let name = field.name().unwrap_or_default().to_owned();
-        let file_name = field.file_name().map(str::to_owned);
+        let file_name = field
+            .file_name()
+            .map(str::to_owned)
+            .or_else(|| lossy_file_name(field.headers()));
         if name == file_field && file_name.is_some() {
             if form.file.is_some() {
                 return Err(UploadError::DuplicateFile(file_field));
@@ -177,6 +207,16 @@ where
         }
     }
     Ok(form)
+}
+
+/// The `filename` of a part whose name is not valid UTF-8 (multer only reads UTF-8 ones), decoded
+/// lossily: clients send whatever bytes their file system has, and the name is only metadata.
+fn lossy_file_name(headers: &http::HeaderMap) -> Option<String> {
+    let disposition = headers.get(http::header::CONTENT_DISPOSITION)?;
+    let text = String::from_utf8_lossy(disposition.as_bytes());
+    let start = text.find("filename=\"")? + "filename=\"".len();
+    let end = text[start..].find('"')? + start;
+    Some(text[start..end].to_owned())
 }
 
 /// Streams chunks into a new temp file in `dir`, hashing as it goes, then probes the result.

@@ -27,6 +27,29 @@ impl Provider {
     }
 }
 
+/// The answer on a connection over the server's cap: 503 with `Retry-After: 1`, in the envelope
+/// of the provider the path belongs to.
+pub(crate) fn overloaded(app: &crate::app::App, path: &str) -> http::Response<crate::http::Body> {
+    let mut response = if path.starts_with("/api/fansly/") {
+        fansly::overloaded(app)
+    } else if path.starts_with("/api/") {
+        onlyfans::overloaded()
+    } else {
+        crate::http::json(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({"error": "too many connections"}),
+        )
+    };
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(1));
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    response
+}
+
 /// Whether `presented` is an accepted API key: any non-empty key when none are configured.
 pub(crate) fn is_key_accepted(accepted: &[String], presented: Option<&str>) -> bool {
     match presented {

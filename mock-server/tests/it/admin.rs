@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
+use mock_server::MockServer;
 use mock_server::spec::Document;
 use serde_json::{Value, json};
 
-use crate::support::{START_UNIX, spawn_server};
+use crate::support::{START_UNIX, spawn_server, spawn_with};
 
 #[tokio::test]
 async fn clock_advances_by_seconds_or_by_a_duration_text() {
@@ -506,4 +507,32 @@ async fn the_clock_can_be_set_forward_but_never_back() {
         .unwrap();
     assert_eq!(back.status(), 409);
     assert_eq!(server.clock.unix_secs(), START_UNIX + 5 * 3600);
+}
+
+#[tokio::test]
+async fn with_an_admin_token_every_admin_request_needs_it() {
+    let server = spawn_with(MockServer::builder().seed(7).admin_token("s3cret")).await;
+    let health = server.url("/__admin/health");
+    let status_of = |request: reqwest::RequestBuilder| async move {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap();
+        (status, body)
+    };
+    let (status, body) = status_of(server.http.get(&health)).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "unauthorized");
+    let (status, _) = status_of(server.http.get(&health).bearer_auth("wrong")).await;
+    assert_eq!(status, 401);
+    let (status, _) = status_of(server.http.get(&health).bearer_auth("s3cret")).await;
+    assert_eq!(status, 200);
+    // Provider routes are not the admin API's business.
+    let response = server
+        .http
+        .get(server.url("/api/fansly/media/upload/1/status"))
+        .header("x-api-key", "k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
 }

@@ -7,6 +7,7 @@ mod cdn;
 mod cli;
 mod fansly;
 mod hostile;
+mod hostile_matrix;
 mod journal;
 mod onlyfans;
 mod scenarios;

@@ -70,6 +70,14 @@ impl From<UploadError> for ApiError {
             }
             UploadError::TooLarge { limit } => ApiError::TooLarge { limit },
             UploadError::DuplicateFile(_) => ApiError::UnexpectedFile,
+            UploadError::TooManyParts { .. } => {
+                tracing::info!(error = %err, "fansly upload refused");
+                ApiError::MalformedMultipart
+            }
+            UploadError::Stalled(_) => ApiError::Injected {
+                status: 408,
+                retry_after: None,
+            },
             UploadError::Storage(source) => {
                 tracing::error!(error = %source, "fansly upload could not be stored");
                 ApiError::Internal

@@ -48,6 +48,15 @@ impl Ids {
     }
 }
 
+/// The 503 for a connection over the server's cap.
+pub(crate) fn overloaded(app: &App) -> Response<Body> {
+    ApiError::Injected {
+        status: 503,
+        retry_after: Some(1),
+    }
+    .into_response(iso_millis(app.clock.now()))
+}
+
 /// Answers everything under `/api/fansly/`.
 pub(crate) async fn route(
     app: &App,

@@ -81,12 +81,17 @@ impl From<UploadError> for ApiError {
             // Laravel sees no fields in a body it cannot parse, so it asks for the file.
             UploadError::NotMultipart { .. }
             | UploadError::MissingBoundary
-            | UploadError::Malformed(_) => {
+            | UploadError::Malformed(_)
+            | UploadError::TooManyParts { .. } => {
                 tracing::info!(error = %err, "onlyfans upload refused");
                 ApiError::FileOrUrlRequired
             }
             UploadError::TooLarge { limit } => ApiError::TooLarge { limit },
             UploadError::DuplicateFile(_) => ApiError::FileNotAFile,
+            UploadError::Stalled(_) => ApiError::Injected {
+                status: 408,
+                retry_after: None,
+            },
             UploadError::Storage(source) => {
                 tracing::error!(error = %source, "onlyfans upload could not be stored");
                 ApiError::Internal

@@ -42,6 +42,15 @@ const PATH_SAFE: &AsciiSet = &NON_ALPHANUMERIC
 /// The provider's error text for a `file_url` that could not be fetched (seed 002).
 const DOWNLOAD_FAILED: &str = "Failed to download file from the provided URL.";
 
+/// The 503 for a connection over the server's cap.
+pub(crate) fn overloaded() -> Response<Body> {
+    ApiError::Injected {
+        status: 503,
+        retry_after: Some(1),
+    }
+    .into_response()
+}
+
 /// Answers everything under `/api/` that is not Fansly's.
 pub(crate) async fn route(
     app: &App,

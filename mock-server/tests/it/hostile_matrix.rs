@@ -1,0 +1,451 @@
+//! The hostile-input matrix over raw TCP: each case asserts the exact answer, and that the next
+//! request, on a new connection, is served.
+
+use std::time::Duration;
+
+use mock_server::MockServer;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::support::{TestServer, spawn_with};
+
+const BOUNDARY: &str = "HostileBoundary";
+
+/// Bounds every read so a hang fails the test instead of stalling CI; never a timing assertion.
+const BOUND: Duration = Duration::from_secs(20);
+
+/// What came back on one connection: the status (None if closed without an answer) and the body.
+#[derive(Debug)]
+struct Raw {
+    status: Option<u16>,
+    text: String,
+}
+
+async fn send(server: &TestServer, request: &[u8], half_close: bool) -> Raw {
+    let mut stream = TcpStream::connect(server.server.address()).await.unwrap();
+    // A server may answer and close before the whole request is written; that is fine.
+    let _ = stream.write_all(request).await;
+    if half_close {
+        let _ = stream.shutdown().await;
+    }
+    read_answer(&mut stream).await
+}
+
+async fn read_answer(stream: &mut TcpStream) -> Raw {
+    let mut bytes = Vec::new();
+    let _ = tokio::time::timeout(BOUND, stream.read_to_end(&mut bytes)).await;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let status = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok());
+    Raw { status, text }
+}
+
+/// The server still answers a fresh connection.
+async fn assert_still_serving(server: &TestServer) {
+    let raw = send(
+        server,
+        b"GET /__admin/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        false,
+    )
+    .await;
+    assert_eq!(raw.status, Some(200), "{}", raw.text);
+}
+
+fn upload_head(content_type: &str, content_length: usize) -> Vec<u8> {
+    format!(
+        "POST /api/fansly/acct/media/upload HTTP/1.1\r\nHost: x\r\nx-api-key: key\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {content_length}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn file_part(name: &str, file_name: &[u8], bytes: &[u8]) -> Vec<u8> {
+    let mut part =
+        format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"")
+            .into_bytes();
+    part.extend_from_slice(file_name);
+    part.extend_from_slice(b"\"\r\nContent-Type: image/gif\r\n\r\n");
+    part.extend_from_slice(bytes);
+    part.extend_from_slice(b"\r\n");
+    part
+}
+
+fn end() -> Vec<u8> {
+    format!("--{BOUNDARY}--\r\n").into_bytes()
+}
+
+const GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;";
+
+fn multipart() -> String {
+    format!("multipart/form-data; boundary={BOUNDARY}")
+}
+
+async fn upload(server: &TestServer, content_type: &str, body: &[u8]) -> Raw {
+    let mut request = upload_head(content_type, body.len());
+    request.extend_from_slice(body);
+    send(server, &request, false).await
+}
+
+async fn server() -> TestServer {
+    spawn_with(MockServer::builder().seed(7)).await
+}
+
+fn message(raw: &Raw) -> String {
+    let body = raw.text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|json| json["message"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_truncated_body_with_a_lying_content_length_is_refused() {
+    let server = server().await;
+    let mut body = file_part("file", b"a.gif", GIF);
+    body.extend(end());
+    let mut request = upload_head(&multipart(), body.len() + 500);
+    request.extend_from_slice(&body[..body.len() / 2]);
+    let raw = send(&server, &request, true).await;
+    assert_eq!(
+        (raw.status, message(&raw)),
+        (Some(400), "Malformed multipart/form-data body".to_owned()),
+        "{}",
+        raw.text
+    );
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn a_boundary_that_never_closes_is_refused() {
+    let server = server().await;
+    let body = file_part("file", b"a.gif", GIF);
+    let raw = upload(&server, &multipart(), &body).await;
+    assert_eq!(
+        (raw.status, message(&raw)),
+        (Some(400), "Malformed multipart/form-data body".to_owned()),
+        "{}",
+        raw.text
+    );
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn duplicate_or_missing_boundary_parameters() {
+    let server = server().await;
+    let mut body = file_part("file", b"a.gif", GIF);
+    body.extend(end());
+    let raw = upload(
+        &server,
+        &format!("multipart/form-data; boundary={BOUNDARY}; boundary=other"),
+        &body,
+    )
+    .await;
+    assert_eq!(
+        raw.status,
+        Some(201),
+        "the first boundary counts: {}",
+        raw.text
+    );
+    let raw = upload(
+        &server,
+        &format!("multipart/form-data; boundary=other; boundary={BOUNDARY}"),
+        &body,
+    )
+    .await;
+    assert_eq!(
+        (raw.status, message(&raw)),
+        (Some(400), "Malformed multipart/form-data body".to_owned()),
+        "{}",
+        raw.text
+    );
+    let raw = upload(&server, "multipart/form-data", &body).await;
+    assert_eq!(
+        (raw.status, message(&raw)),
+        (Some(400), "Malformed multipart/form-data body".to_owned()),
+        "{}",
+        raw.text
+    );
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn a_part_with_no_name_is_not_the_file() {
+    let server = server().await;
+    let mut body =
+        format!("--{BOUNDARY}\r\nContent-Disposition: form-data; filename=\"a.gif\"\r\n\r\n")
+            .into_bytes();
+    body.extend_from_slice(GIF);
+    body.extend_from_slice(b"\r\n");
+    body.extend(end());
+    let raw = upload(&server, &multipart(), &body).await;
+    assert_eq!(
+        (raw.status, message(&raw)),
+        (Some(400), "File is required".to_owned()),
+        "{}",
+        raw.text
+    );
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn ten_thousand_tiny_parts_are_refused_after_the_part_limit() {
+    let server = server().await;
+    let mut body = Vec::new();
+    for idx in 0..10_000 {
+        body.extend(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"f{idx}\"\r\n\r\nx\r\n")
+                .into_bytes(),
+        );
+    }
+    body.extend(end());
+    let raw = upload(&server, &multipart(), &body).await;
+    assert_eq!(
+        (raw.status, message(&raw)),
+        (Some(400), "Malformed multipart/form-data body".to_owned()),
+        "{}",
+        raw.text
+    );
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn a_one_megabyte_header_gets_431() {
+    let server = server().await;
+    let mut request = b"GET /__admin/health HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+    request.extend(std::iter::repeat_n(b'a', 1024 * 1024));
+    request.extend_from_slice(b"\r\n\r\n");
+    let raw = send(&server, &request, false).await;
+    assert_eq!(
+        raw.status,
+        Some(431),
+        "{}",
+        raw.text.get(..200).unwrap_or_default()
+    );
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_a_file_name_and_a_field_value() {
+    let server = server().await;
+    let mut body = file_part("file", b"bad\xff\xfe.gif", GIF);
+    body.extend(end());
+    let raw = upload(&server, &multipart(), &body).await;
+    assert_eq!(raw.status, Some(201), "{}", raw.text);
+
+    let mut body =
+        format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"async\"\r\n\r\n")
+            .into_bytes();
+    body.extend_from_slice(b"\xff\r\n");
+    body.extend(file_part("file", b"a.gif", GIF));
+    body.extend(end());
+    let mut request = format!(
+        "POST /api/acct_1/media/upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer key\r\nConnection: close\r\nContent-Type: {}\r\nContent-Length: {}\r\n\r\n",
+        multipart(),
+        body.len()
+    )
+    .into_bytes();
+    request.extend(body);
+    let raw = send(&server, &request, false).await;
+    assert_eq!(
+        (raw.status, message(&raw)),
+        (
+            Some(422),
+            "The async field must be true or false.".to_owned()
+        ),
+        "{}",
+        raw.text
+    );
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn hostile_file_names_never_become_paths() {
+    let server = server().await;
+    let before: Vec<_> = std::fs::read_dir(server.server.storage_dir().parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    let long = vec![b'n'; 4096];
+    for (name, status) in [
+        (&b"../../escape.gif"[..], 201),
+        (b"/etc/passwd", 201),
+        (b"..\\..\\escape.gif", 201),
+        (&long, 201),
+        // A raw NUL is not allowed in a header line at all.
+        (b"nul\0byte.gif", 400),
+    ] {
+        let mut body = file_part("file", name, GIF);
+        body.extend(end());
+        let raw = upload(&server, &multipart(), &body).await;
+        assert_eq!(raw.status, Some(status), "{}", raw.text);
+    }
+    for entry in std::fs::read_dir(server.server.storage_dir()).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(name.starts_with("upload-"), "stored as {name:?}");
+    }
+    let after: Vec<_> = std::fs::read_dir(server.server.storage_dir().parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .filter(|name| name.to_string_lossy().contains("escape"))
+        .collect();
+    assert!(after.is_empty(), "{after:?} next to {before:?}");
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn a_content_length_shorter_than_the_body_is_refused() {
+    let server = server().await;
+    let mut body = file_part("file", b"a.gif", GIF);
+    body.extend(end());
+    let mut request = upload_head(&multipart(), body.len() / 2);
+    request.extend_from_slice(&body);
+    let raw = send(&server, &request, false).await;
+    assert_eq!(raw.status, Some(400), "{}", raw.text);
+    assert_eq!(message(&raw), "Malformed multipart/form-data body");
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn chunked_bodies_with_bad_chunk_sizes_are_refused() {
+    let server = server().await;
+    let request = format!(
+        "POST /api/fansly/acct/media/upload HTTP/1.1\r\nHost: x\r\nx-api-key: key\r\nContent-Type: {}\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        multipart()
+    );
+    let raw = send(&server, request.as_bytes(), false).await;
+    assert_eq!(raw.status, Some(400), "{}", raw.text);
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn an_absurd_request_path() {
+    let server = server().await;
+    let mut request = b"GET /".to_vec();
+    request.extend(std::iter::repeat_n(b'a', 200_000));
+    request.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
+    let raw = send(&server, &request, false).await;
+    assert_eq!(
+        raw.status,
+        Some(414),
+        "{}",
+        raw.text.get(..200).unwrap_or_default()
+    );
+    let raw = send(
+        &server,
+        b"GET /../../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        false,
+    )
+    .await;
+    assert_eq!(raw.status, Some(404), "{}", raw.text);
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn http2_prior_knowledge_is_refused_cleanly() {
+    let server = server().await;
+    let raw = send(&server, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", false).await;
+    // The mock speaks HTTP/1.1 only: hyper closes the preface without an answer.
+    assert_eq!((raw.status, raw.text.as_str()), (None, ""));
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn slowloris_headers_are_cut_off_by_the_header_timeout() {
+    let server = spawn_with(
+        MockServer::builder()
+            .seed(7)
+            .header_timeout(Duration::from_millis(300)),
+    )
+    .await;
+    let mut stream = TcpStream::connect(server.server.address()).await.unwrap();
+    stream
+        .write_all(b"GET /__admin/health HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    // Nothing more is sent; the server must give up on its own.
+    let raw = read_answer(&mut stream).await;
+    // hyper closes a connection whose headers do not arrive in time, without an answer.
+    assert_eq!((raw.status, raw.text.as_str()), (None, ""));
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn a_stalled_body_is_answered_408_in_the_providers_envelope() {
+    let server = spawn_with(
+        MockServer::builder()
+            .seed(7)
+            .body_timeout(Duration::from_millis(300)),
+    )
+    .await;
+    let mut body = file_part("file", b"a.gif", GIF);
+    body.extend(end());
+    let mut request = upload_head(&multipart(), body.len());
+    request.extend_from_slice(&body[..20]);
+    let mut stream = TcpStream::connect(server.server.address()).await.unwrap();
+    stream.write_all(&request).await.unwrap();
+    let raw = read_answer(&mut stream).await;
+    assert_eq!(
+        (raw.status, message(&raw)),
+        (Some(408), "Request Timeout".to_owned()),
+        "{}",
+        raw.text
+    );
+    assert!(raw.text.contains("\"statusCode\":408"), "{}", raw.text);
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
+async fn connections_over_the_cap_get_503_with_retry_after() {
+    let server = spawn_with(MockServer::builder().seed(7).max_connections(2)).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(server.server.address()).await.unwrap();
+        // A full keep-alive exchange proves the connection holds a permit.
+        stream
+            .write_all(b"GET /__admin/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buffer = [0u8; 512];
+        let n = tokio::time::timeout(BOUND, stream.read(&mut buffer))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+        held.push(stream);
+    }
+    let raw = send(
+        &server,
+        b"GET /api/fansly/media/upload/1/status HTTP/1.1\r\nHost: x\r\nx-api-key: k\r\n\r\n",
+        false,
+    )
+    .await;
+    assert_eq!(raw.status, Some(503), "{}", raw.text);
+    assert!(
+        raw.text.to_ascii_lowercase().contains("retry-after: 1"),
+        "{}",
+        raw.text
+    );
+    assert!(raw.text.contains("\"statusCode\":503"), "{}", raw.text);
+    drop(held);
+    // Closing the held connections frees their permits; the server notices the close on its own
+    // time, so this polls (bounded) rather than sleeping a fixed while.
+    let mut served = false;
+    for _ in 0..200 {
+        let raw = send(
+            &server,
+            b"GET /__admin/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            false,
+        )
+        .await;
+        if raw.status == Some(200) {
+            served = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        served,
+        "permits came back after the held connections closed"
+    );
+}
