@@ -46,6 +46,8 @@ pub mod spec;
 mod admin;
 mod app;
 mod cdn;
+#[cfg(test)]
+mod fuzz;
 mod http;
 mod journal;
 mod provider;
