@@ -395,7 +395,10 @@ async fn set_clock(
         };
     }
     match app.clock.set(to) {
-        Ok(now) => clock_body(app, now),
+        Ok(now) => {
+            app.store.record_clock(now);
+            clock_body(app, now)
+        }
         Err(err @ ClockError::NotManual) => {
             error(StatusCode::CONFLICT, "clock_not_manual", err.to_string())
         }
@@ -444,7 +447,10 @@ async fn advance(app: &App, session: Option<&SessionId>, req: Request<Incoming>)
         return clock_body(app, app.now(session));
     }
     match app.clock.advance(by) {
-        Ok(now) => clock_body(app, now),
+        Ok(now) => {
+            app.store.record_clock(now);
+            clock_body(app, now)
+        }
         Err(err @ ClockError::NotManual) => {
             error(StatusCode::CONFLICT, "clock_not_manual", err.to_string())
         }

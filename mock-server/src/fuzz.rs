@@ -118,6 +118,7 @@ proptest! {
             max_field_bytes: 1 << 16,
             max_parts: 64,
             body_timeout: std::time::Duration::from_secs(5),
+            keep_files: false,
         };
         let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = body
             .chunks(chunk)

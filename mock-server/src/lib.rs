@@ -50,6 +50,7 @@ mod cdn;
 mod fuzz;
 mod http;
 mod journal;
+mod persist;
 mod provider;
 mod store;
 mod upload;
@@ -97,6 +98,9 @@ pub enum StartError {
     /// No randomness for the signing key.
     #[error("cannot generate a signing key")]
     Random(#[source] getrandom::Error),
+    /// The state directory cannot be read or written.
+    #[error(transparent)]
+    State(#[from] persist::PersistError),
 }
 
 /// Configures a [`MockServer`]; every setting has a default that works offline.
@@ -120,6 +124,7 @@ pub struct Builder {
     connection: ConnectionLimits,
     max_parts: usize,
     admin_token: Option<String>,
+    state_dir: Option<PathBuf>,
 }
 
 /// Per-connection protections against slow and greedy clients.
@@ -164,6 +169,7 @@ impl Default for Builder {
             connection: ConnectionLimits::default(),
             max_parts: 64,
             admin_token: None,
+            state_dir: None,
         }
     }
 }
@@ -295,6 +301,14 @@ impl Builder {
         self
     }
 
+    /// Keeps sessions, jobs, the manual clock and uploaded media in `dir`, so a restarted server
+    /// answers every earlier job id and serves every earlier link with the same bytes. The seed
+    /// and signing key are kept there too (and win over `seed` and `signing_key`).
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
     /// Binds and starts serving on the current tokio runtime.
     pub async fn start(self) -> Result<MockServer, StartError> {
         let listener = tokio::net::TcpListener::bind(self.bind)
@@ -307,12 +321,13 @@ impl Builder {
             addr: self.bind,
             source,
         })?;
-        let (temp_dir, storage_dir) = match self.storage_dir {
-            Some(dir) => {
+        let (temp_dir, storage_dir) = match (&self.state_dir, self.storage_dir) {
+            (Some(state), _) => (None, persist::media_dir(state)),
+            (None, Some(dir)) => {
                 std::fs::create_dir_all(&dir).map_err(StartError::Storage)?;
                 (None, dir)
             }
-            None => {
+            (None, None) => {
                 let temp = tempfile::Builder::new()
                     .prefix("mock-server-")
                     .tempdir()
@@ -335,14 +350,39 @@ impl Builder {
                 seed
             }
         };
+        let (seed, key) = match &self.state_dir {
+            Some(dir) => {
+                let meta = persist::meta(
+                    dir,
+                    persist::Meta {
+                        seed,
+                        signing_key: hex::encode(key.secret()),
+                        key_pair_id: key.key_pair_id().to_owned(),
+                    },
+                )?;
+                let mut secret = [0u8; 32];
+                hex::decode_to_slice(&meta.signing_key, &mut secret).map_err(|err| {
+                    persist::PersistError::Meta {
+                        path: dir.join("meta.json"),
+                        message: err.to_string(),
+                    }
+                })?;
+                (meta.seed, SigningKey::new(secret, meta.key_pair_id))
+            }
+            None => (seed, key),
+        };
         let mut nonce = [0u8; 16];
         nonce[..8].copy_from_slice(&seed.to_be_bytes());
         let default_scenario = self.scenario.unwrap_or_else(Scenario::happy);
+        let store = match &self.state_dir {
+            Some(dir) => restore(dir, nonce, &self.clock, &default_scenario)?,
+            None => store::Store::new(nonce),
+        };
         let app = Arc::new(app::App {
             clock: self.clock.clone(),
             fixtures: self.fixtures.unwrap_or_else(Fixtures::embedded),
             key,
-            store: store::Store::new(nonce),
+            store,
             seed,
             scenarios: app::Scenarios::new(default_scenario),
             journal: journal::Journal::new(self.journal_capacity),
@@ -360,6 +400,7 @@ impl Builder {
                 max_field_bytes: 1024 * 1024,
                 max_parts: self.max_parts,
                 body_timeout: self.connection.body_timeout,
+                keep_files: self.state_dir.is_some(),
             },
             connection: self.connection,
             admin_token: self.admin_token,
@@ -381,6 +422,56 @@ impl Builder {
             _temp_dir: temp_dir,
         })
     }
+}
+
+/// Rebuilds the store from `dir`, moves a manual clock to where it was, compacts the log and
+/// deletes media files no job refers to (half-written or abandoned uploads).
+fn restore(
+    dir: &Path,
+    nonce: [u8; 16],
+    clock: &Clock,
+    default_scenario: &Arc<Scenario>,
+) -> Result<store::Store, StartError> {
+    let records = persist::read(dir)?;
+    let n_records = records.len();
+    let resolve = |name: &str| {
+        if name == default_scenario.name {
+            Arc::clone(default_scenario)
+        } else {
+            Scenario::resolve(name).unwrap_or_else(|_| Arc::clone(default_scenario))
+        }
+    };
+    let media_dir = persist::media_dir(dir);
+    let (store, clock_at) = store::Store::restore(
+        nonce,
+        records,
+        &store::Restore {
+            media_dir: &media_dir,
+            scenario: &resolve,
+        },
+    );
+    if let Some(at) = clock_at.filter(|_| clock.is_manual()) {
+        // A clock that was moved past `at` since (a later --clock-start) keeps its reading.
+        let _ = clock.set(at);
+    }
+    let keep = store.media_files();
+    let mut n_removed = 0;
+    if let Ok(entries) = std::fs::read_dir(&media_dir) {
+        for entry in entries.flatten() {
+            if !keep.contains(&entry.file_name()) && std::fs::remove_file(entry.path()).is_ok() {
+                n_removed += 1;
+            }
+        }
+    }
+    let log = persist::Log::compact(dir, &store.records(clock.is_manual().then(|| clock.now())))?;
+    tracing::info!(
+        dir = %dir.display(),
+        records = n_records,
+        media_files = keep.len(),
+        removed_files = n_removed,
+        "state restored"
+    );
+    Ok(store.with_log(log))
 }
 
 /// A running mock server. Dropping it stops accepting connections; [`MockServer::shutdown`] also

@@ -122,6 +122,10 @@ struct Args {
     /// Directory to store uploads in (default: a temp directory removed on exit).
     #[arg(long, env = "MOCK_STORAGE_DIR")]
     storage_dir: Option<PathBuf>,
+
+    /// Keep sessions, jobs, the manual clock and media here, and restore them on start.
+    #[arg(long, env = "MOCK_STATE_DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -214,26 +218,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(dir) = args.storage_dir {
         builder = builder.storage_dir(dir);
     }
+    if let Some(dir) = args.state_dir {
+        builder = builder.state_dir(dir);
+    }
     let server = builder
         .start()
         .await
         .with_context(|| format!("cannot start on {}", args.bind))?;
     let base = server.base_url();
-    println!("mock-server listening on {base}");
-    println!("  Fansly (apifansly):    {base}/api/fansly/...");
-    println!("  OnlyFans (OnlyFansAPI): {base}/api/...");
-    println!("  admin:                 {base}/__admin/ (clock, jobs, specs)");
-    println!();
-    println!("Try:");
-    println!(
-        "  curl -s -H 'x-api-key: test' -F file=@fixtures/media/sample.jpg {base}/api/fansly/acct1/media/upload"
+    // The banner is a courtesy: a closed stdout (a supervisor that read the first line and went
+    // away) must not take the server down, so write errors are ignored rather than panicking.
+    let banner = format!(
+        "mock-server listening on {base}\n  Fansly (apifansly):    {base}/api/fansly/...\n  OnlyFans (OnlyFansAPI): {base}/api/...\n  admin:                 {base}/__admin/ (clock, jobs, specs)\n\nTry:\n  curl -s -H 'x-api-key: test' -F file=@fixtures/media/sample.jpg {base}/api/fansly/acct1/media/upload\n  curl -s -H 'x-api-key: test' {base}/api/fansly/media/upload/1/status\n  curl -s -H 'Authorization: Bearer test' -F file=@fixtures/media/sample.jpg -F async=true {base}/api/acct_1/media/upload\n"
     );
-    println!("  curl -s -H 'x-api-key: test' {base}/api/fansly/media/upload/1/status");
-    println!(
-        "  curl -s -H 'Authorization: Bearer test' -F file=@fixtures/media/sample.jpg -F async=true {base}/api/acct_1/media/upload"
-    );
+    {
+        use std::io::Write as _;
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
+    }
     shutdown.await;
-    eprintln!("mock-server: shutting down");
+    tracing::info!("shutting down");
     server.shutdown().await;
     Ok(())
 }

@@ -63,6 +63,11 @@ impl SigningKey {
         Ok(Self::new(secret, key_pair_id))
     }
 
+    /// The secret, for `--state-dir` to keep links valid across restarts.
+    pub(crate) fn secret(&self) -> &[u8; 32] {
+        &self.secret
+    }
+
     /// The public `Key-Pair-Id` carried in every link.
     pub fn key_pair_id(&self) -> &str {
         &self.key_pair_id

@@ -16,6 +16,7 @@ use sha2::{Digest as _, Sha256};
 use crate::clock::saturating_add;
 use crate::job::{JobState, Timeline};
 use crate::media::MediaInfo;
+use crate::persist::{JobRecord, MediaRecord, Record, TimelineRecord};
 use crate::provider::Provider;
 use crate::scenario::Scenario;
 use crate::upload::Received;
@@ -239,6 +240,8 @@ pub(crate) struct NewJob {
 pub(crate) struct Store {
     nonce: [u8; 16],
     inner: Mutex<Inner>,
+    /// The `--state-dir` log every change is appended to, if persisting.
+    log: Option<crate::persist::Log>,
 }
 
 #[derive(Debug, Default)]
@@ -263,6 +266,15 @@ impl Store {
         Self {
             nonce,
             inner: Mutex::new(Inner::default()),
+            log: None,
+        }
+    }
+
+    /// Appends `record` to the state log, if there is one. Called with the lock held, so the
+    /// log's order is the store's.
+    fn record(&self, record: impl FnOnce() -> Record, durable: bool) {
+        if let Some(log) = &self.log {
+            log.append(&record(), durable);
         }
     }
 
@@ -316,6 +328,10 @@ impl Store {
                     .insert(token.clone(), (Arc::clone(media), Arc::clone(&job.session)));
             }
         }
+        self.record(
+            || Record::Job(Box::new(job_record(seq, &id, &job, now, tokens))),
+            true,
+        );
         *inner.credits.entry(job.api_key).or_default() += job.credits_used;
         inner
             .jobs
@@ -366,7 +382,9 @@ impl Store {
         }
         let state = job.observe(now);
         job.n_polls = job.n_polls.saturating_add(1);
-        Some(job.snapshot(state))
+        let polled = job.snapshot(state);
+        self.record(|| polled_record(job), false);
+        Some(polled)
     }
 
     /// Jobs whose webhook is due (they are terminal on their session's clock), marked as sent,
@@ -390,6 +408,14 @@ impl Store {
                 continue;
             }
             job.webhook = Webhook::Sent;
+            self.record(|| polled_record(job), false);
+            self.record(
+                || Record::WebhookSent {
+                    provider: job.provider.slug().to_owned(),
+                    seq: job.seq,
+                },
+                false,
+            );
             due.push(job.snapshot(state));
         }
         due
@@ -422,6 +448,15 @@ impl Store {
             job.finished_at = Some(now);
         }
         job.timeline = forced;
+        self.record(
+            || Record::Forced {
+                provider: job.provider.slug().to_owned(),
+                seq: job.seq,
+                timeline: (&job.timeline).into(),
+                finished_at_ms: job.finished_at.map(unix_ms),
+            },
+            false,
+        );
         Ok(())
     }
 
@@ -437,6 +472,15 @@ impl Store {
         let next = state.next_job.entry(provider).or_insert(1);
         let number = *next;
         *next += 1;
+        let next = *next;
+        self.record(
+            || Record::JobNumber {
+                session: session.to_string(),
+                provider: provider.slug().to_owned(),
+                next,
+            },
+            false,
+        );
         number
     }
 
@@ -455,7 +499,9 @@ impl Store {
         let mut inner = self.lock();
         let state = inner.sessions.entry(Arc::clone(session)).or_default();
         state.offset = state.offset.saturating_add(by);
-        state.offset
+        let offset = state.offset;
+        self.record(|| session_clock_record(session, offset), false);
+        offset
     }
 
     /// `session`'s own default scenario, if one was set.
@@ -473,7 +519,14 @@ impl Store {
             .sessions
             .entry(Arc::clone(session))
             .or_default()
-            .scenario = Some(scenario);
+            .scenario = Some(Arc::clone(&scenario));
+        self.record(
+            || Record::SessionScenario {
+                session: session.to_string(),
+                scenario: scenario.name.clone(),
+            },
+            false,
+        );
     }
 
     /// Every session that has jobs or state.
@@ -514,6 +567,7 @@ impl Store {
             next_seq: std::mem::take(&mut inner.next_seq),
             ..Inner::default()
         };
+        self.record(|| Record::Reset, false);
         n_jobs
     }
 
@@ -531,6 +585,8 @@ impl Store {
             return Err(now);
         }
         state.offset += to.duration_since(now).unwrap_or_default();
+        let offset = state.offset;
+        self.record(|| session_clock_record(session, offset), false);
         Ok(())
     }
 
@@ -543,6 +599,12 @@ impl Store {
         inner.blobs.retain(|_, (_, owner)| owner != session);
         let before = inner.by_seq.len();
         inner.by_seq.retain(|_, job| job.session != *session);
+        self.record(
+            || Record::SessionReset {
+                session: session.to_string(),
+            },
+            false,
+        );
         before - inner.by_seq.len()
     }
 
@@ -661,4 +723,382 @@ pub(crate) struct JobSummary {
     pub(crate) timeline: Timeline,
     /// The scenario's name.
     pub(crate) scenario: String,
+}
+
+fn unix_ms(at: SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
+}
+
+fn from_unix_ms(ms: u64) -> SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+fn provider_of(slug: &str) -> Option<Provider> {
+    match slug {
+        "fansly" => Some(Provider::Fansly),
+        "onlyfans" => Some(Provider::OnlyFans),
+        _ => None,
+    }
+}
+
+fn media_record(media: &StoredMedia) -> Option<MediaRecord> {
+    Some(MediaRecord {
+        file: media.path.file_name()?.to_str()?.to_owned(),
+        file_name: media.file_name.clone(),
+        size: media.size,
+        sha256: hex::encode(media.sha256),
+    })
+}
+
+fn job_record(seq: u64, id: &str, job: &NewJob, now: SystemTime, tokens: &[String]) -> JobRecord {
+    JobRecord {
+        seq,
+        session: job.session.to_string(),
+        provider: job.provider.slug().to_owned(),
+        id: id.to_owned(),
+        account: job.account.clone(),
+        vault: job.destination == Destination::Vault,
+        created_at_ms: unix_ms(now),
+        timeline: (&job.timeline).into(),
+        n_polls: 0,
+        finished_at_ms: None,
+        media: job.media.as_deref().and_then(media_record),
+        credits_used: job.credits_used,
+        scenario: job.scenario.name.clone(),
+        attempt: job.attempt,
+        webhook: if job.has_webhook { "pending" } else { "none" }.to_owned(),
+        tokens: tokens.to_vec(),
+    }
+}
+
+fn polled_record(job: &Job) -> Record {
+    Record::Polled {
+        provider: job.provider.slug().to_owned(),
+        seq: job.seq,
+        n_polls: job.n_polls,
+        finished_at_ms: job.finished_at.map(unix_ms),
+    }
+}
+
+fn session_clock_record(session: &SessionId, offset: Duration) -> Record {
+    Record::SessionClock {
+        session: session.to_string(),
+        offset_ms: u64::try_from(offset.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
+/// What rebuilding a store from its log needs from the server.
+pub(crate) struct Restore<'a> {
+    /// Where the log's media files are.
+    pub(crate) media_dir: &'a std::path::Path,
+    /// A scenario by the name a job recorded (the default when it no longer resolves).
+    pub(crate) scenario: &'a dyn Fn(&str) -> Arc<Scenario>,
+}
+
+impl Store {
+    /// A store rebuilt from `records`, and the manual clock reading they last recorded.
+    pub(crate) fn restore(
+        nonce: [u8; 16],
+        records: Vec<Record>,
+        ctx: &Restore<'_>,
+    ) -> (Self, Option<SystemTime>) {
+        let store = Self::new(nonce);
+        let mut clock = None;
+        let mut media_by_file: HashMap<String, Arc<StoredMedia>> = HashMap::new();
+        {
+            let mut inner = store.lock();
+            for record in records {
+                match record {
+                    Record::Job(job) => {
+                        restore_job(&mut inner, *job, ctx, &mut media_by_file);
+                    }
+                    Record::Polled {
+                        provider,
+                        seq,
+                        n_polls,
+                        finished_at_ms,
+                    } => {
+                        if let Some(job) = provider_of(&provider)
+                            .and_then(|provider| inner.by_seq.get_mut(&(provider, seq)))
+                        {
+                            job.n_polls = job.n_polls.max(n_polls);
+                            job.finished_at = job.finished_at.or(finished_at_ms.map(from_unix_ms));
+                        }
+                    }
+                    Record::Forced {
+                        provider,
+                        seq,
+                        timeline,
+                        finished_at_ms,
+                    } => {
+                        if let (Some(job), Some(timeline)) = (
+                            provider_of(&provider)
+                                .and_then(|provider| inner.by_seq.get_mut(&(provider, seq))),
+                            timeline.to_timeline(),
+                        ) {
+                            job.timeline = timeline;
+                            job.finished_at = finished_at_ms.map(from_unix_ms);
+                        }
+                    }
+                    Record::WebhookSent { provider, seq } => {
+                        if let Some(job) = provider_of(&provider)
+                            .and_then(|provider| inner.by_seq.get_mut(&(provider, seq)))
+                        {
+                            job.webhook = Webhook::Sent;
+                        }
+                    }
+                    Record::Clock { unix_ms } => clock = Some(from_unix_ms(unix_ms)),
+                    Record::SessionClock { session, offset_ms } => {
+                        inner.sessions.entry(session.into()).or_default().offset =
+                            Duration::from_millis(offset_ms);
+                    }
+                    Record::SessionScenario { session, scenario } => {
+                        inner.sessions.entry(session.into()).or_default().scenario =
+                            Some((ctx.scenario)(&scenario));
+                    }
+                    Record::JobNumber {
+                        session,
+                        provider,
+                        next,
+                    } => {
+                        if let Some(provider) = provider_of(&provider) {
+                            let state = inner.sessions.entry(session.into()).or_default();
+                            let slot = state.next_job.entry(provider).or_insert(1);
+                            *slot = (*slot).max(next);
+                        }
+                    }
+                    Record::NextSeq { provider, next } => {
+                        if let Some(provider) = provider_of(&provider) {
+                            let slot = inner.next_seq.entry(provider).or_insert(1);
+                            *slot = (*slot).max(next);
+                        }
+                    }
+                    Record::SessionReset { session } => {
+                        let session: SessionId = session.into();
+                        inner.sessions.remove(&session);
+                        inner.jobs.retain(|(owner, _, _), _| *owner != session);
+                        inner.blobs.retain(|_, (_, owner)| *owner != session);
+                        inner.by_seq.retain(|_, job| job.session != session);
+                    }
+                    Record::Reset => {
+                        let next_seq = std::mem::take(&mut inner.next_seq);
+                        *inner = Inner {
+                            next_seq,
+                            ..Inner::default()
+                        };
+                    }
+                }
+            }
+        }
+        (store, clock)
+    }
+
+    /// Starts appending every later change to `log`.
+    pub(crate) fn with_log(mut self, log: crate::persist::Log) -> Self {
+        self.log = Some(log);
+        self
+    }
+
+    /// The whole store as the fewest records that rebuild it (for compacting the log).
+    pub(crate) fn records(&self, clock: Option<SystemTime>) -> Vec<Record> {
+        let inner = self.lock();
+        let mut records = Vec::new();
+        if let Some(clock) = clock {
+            records.push(Record::Clock {
+                unix_ms: unix_ms(clock),
+            });
+        }
+        for (provider, next) in &inner.next_seq {
+            records.push(Record::NextSeq {
+                provider: provider.slug().to_owned(),
+                next: *next,
+            });
+        }
+        let mut tokens: HashMap<*const StoredMedia, Vec<String>> = HashMap::new();
+        for (token, (media, _)) in &inner.blobs {
+            tokens
+                .entry(Arc::as_ptr(media))
+                .or_default()
+                .push(token.clone());
+        }
+        for job in inner.by_seq.values() {
+            let mut job_tokens = job
+                .media
+                .as_ref()
+                .and_then(|media| tokens.get(&Arc::as_ptr(media)).cloned())
+                .unwrap_or_default();
+            job_tokens.sort();
+            records.push(Record::Job(Box::new(JobRecord {
+                seq: job.seq,
+                session: job.session.to_string(),
+                provider: job.provider.slug().to_owned(),
+                id: job.id.clone(),
+                account: job.account.clone(),
+                vault: job.destination == Destination::Vault,
+                created_at_ms: unix_ms(job.created_at),
+                timeline: TimelineRecord::from(&job.timeline),
+                n_polls: job.n_polls,
+                finished_at_ms: job.finished_at.map(unix_ms),
+                media: job.media.as_deref().and_then(media_record),
+                credits_used: job.credits_used,
+                scenario: job.scenario.name.clone(),
+                attempt: job.attempt,
+                webhook: match job.webhook {
+                    Webhook::None => "none",
+                    Webhook::Pending => "pending",
+                    Webhook::Sent => "sent",
+                }
+                .to_owned(),
+                tokens: job_tokens,
+            })));
+        }
+        for (session, state) in &inner.sessions {
+            if !state.offset.is_zero() {
+                records.push(session_clock_record(session, state.offset));
+            }
+            if let Some(scenario) = &state.scenario {
+                records.push(Record::SessionScenario {
+                    session: session.to_string(),
+                    scenario: scenario.name.clone(),
+                });
+            }
+            for (provider, next) in &state.next_job {
+                records.push(Record::JobNumber {
+                    session: session.to_string(),
+                    provider: provider.slug().to_owned(),
+                    next: *next,
+                });
+            }
+        }
+        records
+    }
+
+    /// The names (inside the media directory) of every file a job still refers to.
+    pub(crate) fn media_files(&self) -> std::collections::HashSet<std::ffi::OsString> {
+        self.lock()
+            .by_seq
+            .values()
+            .filter_map(|job| job.media.as_ref()?.path.file_name().map(ToOwned::to_owned))
+            .collect()
+    }
+
+    /// Records that the manual server clock now reads `at`.
+    pub(crate) fn record_clock(&self, at: SystemTime) {
+        let _inner = self.lock();
+        self.record(
+            || Record::Clock {
+                unix_ms: unix_ms(at),
+            },
+            false,
+        );
+    }
+}
+
+fn restore_job(
+    inner: &mut Inner,
+    job: JobRecord,
+    ctx: &Restore<'_>,
+    media_by_file: &mut HashMap<String, Arc<StoredMedia>>,
+) {
+    let Some(provider) = provider_of(&job.provider) else {
+        return;
+    };
+    let Some(timeline) = job.timeline.to_timeline() else {
+        tracing::warn!(
+            seq = job.seq,
+            "state log: job with an invalid timeline skipped"
+        );
+        return;
+    };
+    let media = job.media.and_then(|record| {
+        if let Some(media) = media_by_file.get(&record.file) {
+            return Some(Arc::clone(media));
+        }
+        let path = ctx.media_dir.join(&record.file);
+        let head = read_head(&path)?;
+        let size = std::fs::metadata(&path).ok()?.len();
+        if size != record.size {
+            tracing::warn!(file = %record.file, "state log: stored file has the wrong size; dropped");
+            return None;
+        }
+        let mut sha256 = [0u8; 32];
+        hex::decode_to_slice(&record.sha256, &mut sha256).ok()?;
+        let info = crate::media::probe(&path, &head);
+        let mut temp = tempfile::TempPath::try_from_path(path).ok()?;
+        temp.disable_cleanup(true);
+        let media = Arc::new(StoredMedia {
+            path: temp,
+            file_name: record.file_name,
+            size,
+            sha256,
+            info,
+        });
+        media_by_file.insert(record.file, Arc::clone(&media));
+        Some(media)
+    });
+    let session: SessionId = job.session.into();
+    if let Some(media) = &media {
+        for token in &job.tokens {
+            inner
+                .blobs
+                .insert(token.clone(), (Arc::clone(media), Arc::clone(&session)));
+        }
+    }
+    let scenario = (ctx.scenario)(&job.scenario);
+    let state = inner.sessions.entry(Arc::clone(&session)).or_default();
+    let attempts = state.attempts.entry(scenario.name.clone()).or_default();
+    *attempts = (*attempts).max(job.attempt);
+    if provider == Provider::Fansly {
+        if let Ok(number) = job.id.parse::<u64>() {
+            let next = state.next_job.entry(provider).or_insert(1);
+            *next = (*next).max(number + 1);
+        }
+    }
+    let next_seq = inner.next_seq.entry(provider).or_insert(1);
+    *next_seq = (*next_seq).max(job.seq + 1);
+    inner
+        .jobs
+        .insert((Arc::clone(&session), provider, job.id.clone()), job.seq);
+    inner.by_seq.insert(
+        (provider, job.seq),
+        Job {
+            seq: job.seq,
+            session,
+            provider,
+            id: job.id,
+            account: job.account,
+            destination: if job.vault {
+                Destination::Vault
+            } else {
+                Destination::Cdn
+            },
+            created_at: from_unix_ms(job.created_at_ms),
+            timeline,
+            n_polls: job.n_polls,
+            finished_at: job.finished_at_ms.map(from_unix_ms),
+            media,
+            credits_used: job.credits_used,
+            scenario,
+            attempt: job.attempt,
+            webhook: match job.webhook.as_str() {
+                "pending" => Webhook::Pending,
+                "sent" => Webhook::Sent,
+                _ => Webhook::None,
+            },
+        },
+    );
+}
+
+/// The first bytes of a stored file, for probing its type again.
+fn read_head(path: &std::path::Path) -> Option<Vec<u8>> {
+    use std::io::Read as _;
+    let mut head = Vec::with_capacity(crate::media::HEAD_LEN);
+    std::fs::File::open(path)
+        .ok()?
+        .take(crate::media::HEAD_LEN as u64)
+        .read_to_end(&mut head)
+        .ok()?;
+    Some(head)
 }

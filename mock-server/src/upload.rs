@@ -104,6 +104,9 @@ pub(crate) struct Limits {
     pub(crate) max_parts: usize,
     /// Longest wait for the next body chunk before the upload is refused with 408.
     pub(crate) body_timeout: std::time::Duration,
+    /// Whether stored files outlive the process (`--state-dir`): then a file nobody claims is
+    /// removed when the state is next loaded, not when its handle is dropped.
+    pub(crate) keep_files: bool,
 }
 
 impl Limits {
@@ -185,7 +188,7 @@ where
                 return Err(UploadError::DuplicateFile(file_field));
             }
             let chunks = field.map(|chunk| chunk.map_err(too_large));
-            let received = store(chunks, file_name.clone(), dir).await?;
+            let received = store(chunks, file_name.clone(), dir, limits.keep_files).await?;
             form.parts.push(crate::journal::PartSummary {
                 name,
                 file_name,
@@ -224,6 +227,7 @@ pub(crate) async fn store<S>(
     chunks: S,
     file_name: Option<String>,
     dir: &Path,
+    keep: bool,
 ) -> Result<Received, UploadError>
 where
     S: Stream<Item = Result<Bytes, UploadError>>,
@@ -232,7 +236,7 @@ where
         .prefix("upload-")
         .tempfile_in(dir)
         .map_err(UploadError::Storage)?;
-    let (file, path) = temp.into_parts();
+    let (file, mut path) = temp.into_parts();
     let mut writer = BufWriter::with_capacity(256 * 1024, tokio::fs::File::from_std(file));
     let mut hasher = Sha256::new();
     let mut head = Vec::with_capacity(media::HEAD_LEN);
@@ -255,6 +259,7 @@ where
     let file = writer.into_inner();
     file.sync_data().await.map_err(UploadError::Storage)?;
     drop(file);
+    path.disable_cleanup(keep);
     let probe_path = path.to_path_buf();
     let info = tokio::task::spawn_blocking(move || media::probe(&probe_path, &head))
         .await
@@ -323,7 +328,13 @@ pub(crate) async fn download(
                 .await
                 .map_err(|err| DownloadError::Fetch(err.to_string()))?;
             let chunks = tokio_util::io::ReaderStream::new(file);
-            Ok(store(capped(chunks, limits.max_file_bytes), file_name, dir).await?)
+            Ok(store(
+                capped(chunks, limits.max_file_bytes),
+                file_name,
+                dir,
+                limits.keep_files,
+            )
+            .await?)
         } else {
             let uri: http::Uri = url
                 .parse()
@@ -351,7 +362,13 @@ pub(crate) async fn download(
             }
             let chunks = http_body_util::BodyDataStream::new(response.into_body())
                 .map(|chunk| chunk.map_err(std::io::Error::other));
-            Ok(store(capped(chunks, limits.max_file_bytes), file_name, dir).await?)
+            Ok(store(
+                capped(chunks, limits.max_file_bytes),
+                file_name,
+                dir,
+                limits.keep_files,
+            )
+            .await?)
         }
     };
     tokio::time::timeout(std::time::Duration::from_secs(60), fetch)

@@ -12,5 +12,6 @@ mod journal;
 mod onlyfans;
 mod scenarios;
 mod sessions;
+mod state;
 mod support;
 mod webhooks;
