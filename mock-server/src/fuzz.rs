@@ -119,6 +119,7 @@ proptest! {
             max_parts: 64,
             body_timeout: std::time::Duration::from_secs(5),
             keep_files: false,
+            quota: upload::Quota::new(u64::MAX),
         };
         let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = body
             .chunks(chunk)

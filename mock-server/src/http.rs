@@ -456,7 +456,7 @@ pub(crate) async fn read_form(
         body_stream(req.into_body(), app.limits.body_timeout),
         boundary,
         file_field,
-        app.limits,
+        app.limits.clone(),
         &app.storage_dir,
     )
     .await

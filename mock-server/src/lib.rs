@@ -125,6 +125,8 @@ pub struct Builder {
     max_parts: usize,
     admin_token: Option<String>,
     state_dir: Option<PathBuf>,
+    max_storage_bytes: u64,
+    idle_expiry: Duration,
 }
 
 /// Per-connection protections against slow and greedy clients.
@@ -170,6 +172,8 @@ impl Default for Builder {
             max_parts: 64,
             admin_token: None,
             state_dir: None,
+            max_storage_bytes: 10 * 1024 * 1024 * 1024,
+            idle_expiry: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -301,6 +305,19 @@ impl Builder {
         self
     }
 
+    /// Bytes of uploaded media kept at once (10 GiB); an upload past it gets a provider-shaped 507.
+    pub fn max_storage_bytes(mut self, bytes: u64) -> Self {
+        self.max_storage_bytes = bytes;
+        self
+    }
+
+    /// Jobs (with their media) and sessions untouched for this long on the server's clock are
+    /// forgotten (24 h), so a mock that runs for weeks stays small.
+    pub fn idle_expiry(mut self, idle: Duration) -> Self {
+        self.idle_expiry = idle;
+        self
+    }
+
     /// Keeps sessions, jobs, the manual clock and uploaded media in `dir`, so a restarted server
     /// answers every earlier job id and serves every earlier link with the same bytes. The seed
     /// and signing key are kept there too (and win over `seed` and `signing_key`).
@@ -374,10 +391,12 @@ impl Builder {
         let mut nonce = [0u8; 16];
         nonce[..8].copy_from_slice(&seed.to_be_bytes());
         let default_scenario = self.scenario.unwrap_or_else(Scenario::happy);
+        let quota = upload::Quota::new(self.max_storage_bytes);
         let store = match &self.state_dir {
-            Some(dir) => restore(dir, nonce, &self.clock, &default_scenario)?,
+            Some(dir) => restore(dir, nonce, &self.clock, &default_scenario, &quota)?,
             None => store::Store::new(nonce),
-        };
+        }
+        .with_idle_expiry(self.idle_expiry);
         let app = Arc::new(app::App {
             clock: self.clock.clone(),
             fixtures: self.fixtures.unwrap_or_else(Fixtures::embedded),
@@ -401,6 +420,7 @@ impl Builder {
                 max_parts: self.max_parts,
                 body_timeout: self.connection.body_timeout,
                 keep_files: self.state_dir.is_some(),
+                quota,
             },
             connection: self.connection,
             admin_token: self.admin_token,
@@ -431,6 +451,7 @@ fn restore(
     nonce: [u8; 16],
     clock: &Clock,
     default_scenario: &Arc<Scenario>,
+    quota: &Arc<upload::Quota>,
 ) -> Result<store::Store, StartError> {
     let records = persist::read(dir)?;
     let n_records = records.len();
@@ -448,6 +469,7 @@ fn restore(
         &store::Restore {
             media_dir: &media_dir,
             scenario: &resolve,
+            quota,
         },
     );
     if let Some(at) = clock_at.filter(|_| clock.is_manual()) {

@@ -99,6 +99,14 @@ struct Args {
     #[arg(long, env = "MOCK_MAX_CONNECTIONS", default_value_t = 4096)]
     max_connections: usize,
 
+    /// Bytes of uploaded media kept at once; uploads past it get a provider-shaped 507.
+    #[arg(long, env = "MOCK_MAX_STORAGE_BYTES", default_value_t = 10 * 1024 * 1024 * 1024)]
+    max_storage_bytes: u64,
+
+    /// Jobs and sessions untouched (no upload, no poll) this long on the mock's clock are forgotten.
+    #[arg(long, env = "MOCK_IDLE_EXPIRY", default_value = "24h", value_parser = humantime::parse_duration)]
+    idle_expiry: std::time::Duration,
+
     /// Most multipart parts read from one upload.
     #[arg(long, env = "MOCK_MAX_PARTS", default_value_t = 64)]
     max_parts: usize,
@@ -179,7 +187,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .header_timeout(args.header_timeout)
         .body_timeout(args.body_timeout)
         .max_connections(args.max_connections)
-        .max_parts(args.max_parts);
+        .max_parts(args.max_parts)
+        .max_storage_bytes(args.max_storage_bytes)
+        .idle_expiry(args.idle_expiry);
     match &args.admin_token {
         Some(token) => builder = builder.admin_token(token.clone()),
         None if !args.bind.ip().is_loopback() => tracing::warn!(
@@ -234,7 +244,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     {
         use std::io::Write as _;
         let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(banner.as_bytes()).and_then(|()| stdout.flush());
+        let _ = stdout
+            .write_all(banner.as_bytes())
+            .and_then(|()| stdout.flush());
     }
     shutdown.await;
     tracing::info!("shutting down");

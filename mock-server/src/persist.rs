@@ -47,6 +47,8 @@ pub(crate) enum Record {
         seq: u64,
         n_polls: u32,
         finished_at_ms: Option<u64>,
+        #[serde(default)]
+        touched_ms: Option<u64>,
     },
     /// A job's future was replaced through the admin API.
     Forced {
@@ -71,6 +73,8 @@ pub(crate) enum Record {
     },
     /// The next sequence number for a provider (kept across resets).
     NextSeq { provider: String, next: u64 },
+    /// A job went idle for longer than the expiry and was forgotten.
+    Expired { provider: String, seq: u64 },
     /// A session was forgotten.
     SessionReset { session: String },
     /// Everything was forgotten.
@@ -97,6 +101,9 @@ pub(crate) struct JobRecord {
     /// `none`, `pending` or `sent`.
     pub(crate) webhook: String,
     pub(crate) tokens: Vec<String>,
+    /// The last upload or poll, Unix milliseconds on its session's clock.
+    #[serde(default)]
+    pub(crate) touched_ms: Option<u64>,
 }
 
 /// An uploaded file as stored; its type and size are probed again on load.

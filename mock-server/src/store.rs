@@ -34,6 +34,7 @@ impl From<Received> for StoredMedia {
             size: file.size,
             sha256: file.sha256,
             info: file.info,
+            _reservation: Some(file.reservation),
         }
     }
 }
@@ -55,6 +56,8 @@ struct SessionState {
     next_job: HashMap<Provider, u64>,
     /// Scenario name → uploads made under it in this session.
     attempts: HashMap<String, u32>,
+    /// The last time anything used it (server clock); idle sessions expire.
+    last_touched: Option<SystemTime>,
 }
 
 /// One row of [`Store::sessions`].
@@ -83,6 +86,8 @@ pub(crate) struct StoredMedia {
     pub sha256: [u8; 32],
     /// What the bytes are.
     pub(crate) info: MediaInfo,
+    /// Its bytes held against the disk quota, given back when the media goes.
+    _reservation: Option<crate::upload::Reservation>,
 }
 
 /// Which OnlyFans endpoint took the upload; it decides the completed `media` shape.
@@ -127,6 +132,8 @@ pub(crate) struct Job {
     pub(crate) attempt: u32,
     /// Whether a webhook announces its end (OnlyFans async uploads), and whether it has been sent.
     pub(crate) webhook: Webhook,
+    /// The last upload or poll, on its session's clock: idle jobs expire.
+    pub(crate) last_touched: SystemTime,
 }
 
 impl Job {
@@ -242,6 +249,8 @@ pub(crate) struct Store {
     inner: Mutex<Inner>,
     /// The `--state-dir` log every change is appended to, if persisting.
     log: Option<crate::persist::Log>,
+    /// Jobs untouched this long are forgotten.
+    idle: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -258,6 +267,8 @@ struct Inner {
     windows: HashMap<(Provider, String), VecDeque<SystemTime>>,
     /// API key → credits charged.
     credits: HashMap<String, u64>,
+    /// When idle jobs were last looked for (server clock).
+    last_sweep: Option<SystemTime>,
 }
 
 impl Store {
@@ -267,7 +278,75 @@ impl Store {
             nonce,
             inner: Mutex::new(Inner::default()),
             log: None,
+            idle: Duration::MAX,
         }
+    }
+
+    /// Forgets jobs (and sessions) untouched for `idle`.
+    pub(crate) fn with_idle_expiry(mut self, idle: Duration) -> Self {
+        self.idle = idle;
+        self
+    }
+
+    /// Drops jobs idle for longer than the expiry, judged on each job's session clock, at most
+    /// every sixteenth of the expiry. Called with the lock held by the paths that add work.
+    fn sweep(&self, inner: &mut Inner, server_now: SystemTime) {
+        let every = (self.idle / 16).max(Duration::from_secs(1));
+        if inner
+            .last_sweep
+            .is_some_and(|last| server_now.duration_since(last).unwrap_or_default() < every)
+        {
+            return;
+        }
+        inner.last_sweep = Some(server_now);
+        let offsets: HashMap<SessionId, Duration> = inner
+            .sessions
+            .iter()
+            .map(|(id, state)| (Arc::clone(id), state.offset))
+            .collect();
+        let expired: Vec<(Provider, u64)> = inner
+            .by_seq
+            .values()
+            .filter(|job| {
+                let now = saturating_add(
+                    server_now,
+                    offsets.get(&job.session).copied().unwrap_or_default(),
+                );
+                now.duration_since(job.last_touched).unwrap_or_default() >= self.idle
+            })
+            .map(|job| (job.provider, job.seq))
+            .collect();
+        for key in expired {
+            let Some(job) = inner.by_seq.remove(&key) else {
+                continue;
+            };
+            inner
+                .jobs
+                .remove(&(Arc::clone(&job.session), job.provider, job.id.clone()));
+            if let Some(media) = &job.media {
+                inner.blobs.retain(|_, (kept, _)| !Arc::ptr_eq(kept, media));
+            }
+            self.record(
+                || Record::Expired {
+                    provider: job.provider.slug().to_owned(),
+                    seq: job.seq,
+                },
+                false,
+            );
+        }
+        let busy: std::collections::HashSet<SessionId> = inner
+            .by_seq
+            .values()
+            .map(|job| Arc::clone(&job.session))
+            .collect();
+        let idle = self.idle;
+        inner.sessions.retain(|id, state| {
+            busy.contains(id)
+                || saturating_add(server_now, state.offset)
+                    .duration_since(state.last_touched.unwrap_or(server_now))
+                    .unwrap_or_default()
+                    < idle
+        });
     }
 
     /// Appends `record` to the state log, if there is one. Called with the lock held, so the
@@ -332,6 +411,12 @@ impl Store {
             || Record::Job(Box::new(job_record(seq, &id, &job, now, tokens))),
             true,
         );
+        let offset = {
+            let state = inner.sessions.entry(Arc::clone(&job.session)).or_default();
+            state.last_touched = Some(now);
+            state.offset
+        };
+        self.sweep(&mut inner, now.checked_sub(offset).unwrap_or(now));
         *inner.credits.entry(job.api_key).or_default() += job.credits_used;
         inner
             .jobs
@@ -358,6 +443,7 @@ impl Store {
                 } else {
                     Webhook::None
                 },
+                last_touched: now,
             },
         );
     }
@@ -382,8 +468,14 @@ impl Store {
         }
         let state = job.observe(now);
         job.n_polls = job.n_polls.saturating_add(1);
+        job.last_touched = now;
         let polled = job.snapshot(state);
         self.record(|| polled_record(job), false);
+        let offset = inner
+            .sessions
+            .get(session)
+            .map_or(Duration::ZERO, |state| state.offset);
+        self.sweep(&mut inner, now.checked_sub(offset).unwrap_or(now));
         Some(polled)
     }
 
@@ -770,6 +862,7 @@ fn job_record(seq: u64, id: &str, job: &NewJob, now: SystemTime, tokens: &[Strin
         attempt: job.attempt,
         webhook: if job.has_webhook { "pending" } else { "none" }.to_owned(),
         tokens: tokens.to_vec(),
+        touched_ms: Some(unix_ms(now)),
     }
 }
 
@@ -779,6 +872,7 @@ fn polled_record(job: &Job) -> Record {
         seq: job.seq,
         n_polls: job.n_polls,
         finished_at_ms: job.finished_at.map(unix_ms),
+        touched_ms: Some(unix_ms(job.last_touched)),
     }
 }
 
@@ -795,6 +889,8 @@ pub(crate) struct Restore<'a> {
     pub(crate) media_dir: &'a std::path::Path,
     /// A scenario by the name a job recorded (the default when it no longer resolves).
     pub(crate) scenario: &'a dyn Fn(&str) -> Arc<Scenario>,
+    /// The disk quota restored files count against.
+    pub(crate) quota: &'a Arc<crate::upload::Quota>,
 }
 
 impl Store {
@@ -819,12 +915,30 @@ impl Store {
                         seq,
                         n_polls,
                         finished_at_ms,
+                        touched_ms,
                     } => {
                         if let Some(job) = provider_of(&provider)
                             .and_then(|provider| inner.by_seq.get_mut(&(provider, seq)))
                         {
                             job.n_polls = job.n_polls.max(n_polls);
                             job.finished_at = job.finished_at.or(finished_at_ms.map(from_unix_ms));
+                            if let Some(touched) = touched_ms.map(from_unix_ms) {
+                                job.last_touched = job.last_touched.max(touched);
+                            }
+                        }
+                    }
+                    Record::Expired { provider, seq } => {
+                        if let Some(job) = provider_of(&provider)
+                            .and_then(|provider| inner.by_seq.remove(&(provider, seq)))
+                        {
+                            inner.jobs.remove(&(
+                                Arc::clone(&job.session),
+                                job.provider,
+                                job.id.clone(),
+                            ));
+                            if let Some(media) = &job.media {
+                                inner.blobs.retain(|_, (kept, _)| !Arc::ptr_eq(kept, media));
+                            }
                         }
                     }
                     Record::Forced {
@@ -952,6 +1066,7 @@ impl Store {
                 }
                 .to_owned(),
                 tokens: job_tokens,
+                touched_ms: Some(unix_ms(job.last_touched)),
             })));
         }
         for (session, state) in &inner.sessions {
@@ -1028,12 +1143,16 @@ fn restore_job(
         let info = crate::media::probe(&path, &head);
         let mut temp = tempfile::TempPath::try_from_path(path).ok()?;
         temp.disable_cleanup(true);
+        let mut reservation = crate::upload::Reservation::new(ctx.quota);
+        // A restored file is already on disk; it counts even past a smaller new quota.
+        let _ = reservation.grow(size);
         let media = Arc::new(StoredMedia {
             path: temp,
             file_name: record.file_name,
             size,
             sha256,
             info,
+            _reservation: Some(reservation),
         });
         media_by_file.insert(record.file, Arc::clone(&media));
         Some(media)
@@ -1087,6 +1206,7 @@ fn restore_job(
                 "sent" => Webhook::Sent,
                 _ => Webhook::None,
             },
+            last_touched: from_unix_ms(job.touched_ms.unwrap_or(job.created_at_ms)),
         },
     );
 }

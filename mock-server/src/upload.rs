@@ -10,6 +10,7 @@
 //! our own.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
@@ -31,6 +32,8 @@ pub(crate) struct Received {
     pub sha256: [u8; 32],
     /// What the bytes are.
     pub(crate) info: MediaInfo,
+    /// The bytes held against the disk quota.
+    pub(crate) reservation: Reservation,
 }
 
 /// A multipart form: the file part (if any) and the text fields, in order.
@@ -82,6 +85,12 @@ pub(crate) enum UploadError {
         /// The limit.
         limit: usize,
     },
+    /// Storing the file would go over the `--max-storage-bytes` quota.
+    #[error("the storage quota of {limit} bytes is full")]
+    StorageFull {
+        /// The quota.
+        limit: u64,
+    },
     /// The client stopped sending the body for longer than the body timeout.
     #[error("the body stalled for longer than {0:?}")]
     Stalled(std::time::Duration),
@@ -93,8 +102,67 @@ pub(crate) enum UploadError {
     Storage(#[source] std::io::Error),
 }
 
+/// The disk quota shared by every stored upload: bytes are reserved as they arrive, so a full
+/// disk is refused in the provider's shape instead of failing half-way through a write.
+#[derive(Debug)]
+pub(crate) struct Quota {
+    /// Bytes allowed.
+    pub(crate) limit: u64,
+    /// Bytes held by stored (and arriving) files.
+    used: std::sync::atomic::AtomicU64,
+}
+
+impl Quota {
+    /// A quota of `limit` bytes, none used.
+    pub(crate) fn new(limit: u64) -> Arc<Self> {
+        Arc::new(Self {
+            limit,
+            used: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+}
+
+/// Bytes held against the [`Quota`] until dropped (with the file they stand for).
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    quota: Arc<Quota>,
+    bytes: u64,
+}
+
+impl Reservation {
+    /// An empty reservation to grow as chunks arrive.
+    pub(crate) fn new(quota: &Arc<Quota>) -> Self {
+        Self {
+            quota: Arc::clone(quota),
+            bytes: 0,
+        }
+    }
+
+    /// Holds `bytes` more, unless that would go over the limit.
+    pub(crate) fn grow(&mut self, bytes: u64) -> Result<(), UploadError> {
+        use std::sync::atomic::Ordering;
+        let previous = self.quota.used.fetch_add(bytes, Ordering::Relaxed);
+        if previous.saturating_add(bytes) > self.quota.limit {
+            self.quota.used.fetch_sub(bytes, Ordering::Relaxed);
+            return Err(UploadError::StorageFull {
+                limit: self.quota.limit,
+            });
+        }
+        self.bytes += bytes;
+        Ok(())
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.quota
+            .used
+            .fetch_sub(self.bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Size limits for one form.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Limits {
     /// Largest file accepted, in bytes.
     pub(crate) max_file_bytes: u64,
@@ -107,6 +175,8 @@ pub(crate) struct Limits {
     /// Whether stored files outlive the process (`--state-dir`): then a file nobody claims is
     /// removed when the state is next loaded, not when its handle is dropped.
     pub(crate) keep_files: bool,
+    /// The disk quota every stored file counts against.
+    pub(crate) quota: Arc<Quota>,
 }
 
 impl Limits {
@@ -188,7 +258,7 @@ where
                 return Err(UploadError::DuplicateFile(file_field));
             }
             let chunks = field.map(|chunk| chunk.map_err(too_large));
-            let received = store(chunks, file_name.clone(), dir, limits.keep_files).await?;
+            let received = store(chunks, file_name.clone(), dir, &limits).await?;
             form.parts.push(crate::journal::PartSummary {
                 name,
                 file_name,
@@ -227,7 +297,7 @@ pub(crate) async fn store<S>(
     chunks: S,
     file_name: Option<String>,
     dir: &Path,
-    keep: bool,
+    limits: &Limits,
 ) -> Result<Received, UploadError>
 where
     S: Stream<Item = Result<Bytes, UploadError>>,
@@ -241,9 +311,11 @@ where
     let mut hasher = Sha256::new();
     let mut head = Vec::with_capacity(media::HEAD_LEN);
     let mut size: u64 = 0;
+    let mut reservation = Reservation::new(&limits.quota);
     let mut chunks = std::pin::pin!(chunks);
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk?;
+        reservation.grow(chunk.len() as u64)?;
         hasher.update(&chunk);
         if head.len() < media::HEAD_LEN {
             let room = media::HEAD_LEN - head.len();
@@ -259,7 +331,7 @@ where
     let file = writer.into_inner();
     file.sync_data().await.map_err(UploadError::Storage)?;
     drop(file);
-    path.disable_cleanup(keep);
+    path.disable_cleanup(limits.keep_files);
     let probe_path = path.to_path_buf();
     let info = tokio::task::spawn_blocking(move || media::probe(&probe_path, &head))
         .await
@@ -270,6 +342,7 @@ where
         size,
         sha256: hasher.finalize().into(),
         info,
+        reservation,
     })
 }
 
@@ -332,7 +405,7 @@ pub(crate) async fn download(
                 capped(chunks, limits.max_file_bytes),
                 file_name,
                 dir,
-                limits.keep_files,
+                &limits,
             )
             .await?)
         } else {
@@ -366,7 +439,7 @@ pub(crate) async fn download(
                 capped(chunks, limits.max_file_bytes),
                 file_name,
                 dir,
-                limits.keep_files,
+                &limits,
             )
             .await?)
         }

@@ -104,7 +104,13 @@ async fn slow_takes_minutes_with_progress_creeping_up() {
 
 #[tokio::test]
 async fn stuck_never_finishes() {
-    let server = spawn_server().await;
+    // A month without a poll would expire the jobs under the default 24 h idle expiry.
+    let server = spawn_with(
+        MockServer::builder()
+            .seed(7)
+            .idle_expiry(Duration::from_secs(365 * 24 * 3600)),
+    )
+    .await;
     let fansly = fansly_job(&server, "stuck").await;
     let onlyfans = onlyfans_job(&server, "stuck").await;
     server.advance(Duration::from_secs(30 * 24 * 3600)).await;

@@ -296,3 +296,60 @@ async fn a_mock_killed_at_random_moments_loses_no_acknowledged_upload() {
         acknowledged.len()
     );
 }
+
+#[tokio::test]
+async fn a_full_storage_quota_answers_507_and_frees_up_when_jobs_go() {
+    let jpeg = sample("sample.jpg");
+    let server = spawn_with(
+        MockServer::builder()
+            .seed(7)
+            .max_storage_bytes(jpeg.len() as u64 + 1000),
+    )
+    .await;
+    let upload =
+        |name: &'static str| Form::new().part("file", file_part(jpeg.clone(), name, "image/jpeg"));
+    assert_eq!(
+        server.fansly_upload("acct", upload("a.jpg")).await.status,
+        201
+    );
+    let full = server.fansly_upload("acct", upload("b.jpg")).await;
+    assert_eq!(full.status, 507);
+    assert_eq!(full.body["statusCode"], 507);
+    let response = server
+        .http
+        .post(server.url("/__admin/reset"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        server.fansly_upload("acct", upload("c.jpg")).await.status,
+        201
+    );
+}
+
+#[tokio::test]
+async fn idle_jobs_expire_and_polled_ones_stay() {
+    let server = spawn_with(
+        MockServer::builder()
+            .seed(7)
+            .idle_expiry(Duration::from_secs(3600)),
+    )
+    .await;
+    let upload = || {
+        Form::new().part(
+            "file",
+            file_part(sample("sample.gif"), "a.gif", "image/gif"),
+        )
+    };
+    server.fansly_upload("acct", upload()).await;
+    server.fansly_upload("acct", upload()).await;
+    server.advance(Duration::from_secs(3000)).await;
+    assert_eq!(server.fansly_status("2").await.status, 200);
+    server.advance(Duration::from_secs(1000)).await;
+    // Job 1 has been idle for 4000 s, job 2 for 1000 s; the next upload sweeps.
+    server.fansly_upload("acct", upload()).await;
+    assert_eq!(server.fansly_status("1").await.status, 404);
+    assert_eq!(server.fansly_status("2").await.status, 200);
+    assert_eq!(server.fansly_status("3").await.status, 200);
+}

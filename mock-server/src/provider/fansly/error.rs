@@ -78,6 +78,13 @@ impl From<UploadError> for ApiError {
                 status: 408,
                 retry_after: None,
             },
+            UploadError::StorageFull { .. } => {
+                tracing::warn!(error = %err, "fansly upload refused");
+                ApiError::Injected {
+                    status: 507,
+                    retry_after: None,
+                }
+            }
             UploadError::Storage(source) => {
                 tracing::error!(error = %source, "fansly upload could not be stored");
                 ApiError::Internal

@@ -92,6 +92,13 @@ impl From<UploadError> for ApiError {
                 status: 408,
                 retry_after: None,
             },
+            UploadError::StorageFull { .. } => {
+                tracing::warn!(error = %err, "onlyfans upload refused");
+                ApiError::Injected {
+                    status: 507,
+                    retry_after: None,
+                }
+            }
             UploadError::Storage(source) => {
                 tracing::error!(error = %source, "onlyfans upload could not be stored");
                 ApiError::Internal

@@ -199,7 +199,7 @@ async fn upload(
             }
             upload::download(
                 &url,
-                app.limits,
+                app.limits.clone(),
                 &app.storage_dir,
                 app.media_root.as_deref(),
             )
