@@ -123,9 +123,6 @@ impl RequestCtx {
     }
 }
 
-/// How long in-flight requests may run after shutdown is asked for.
-const GRACE_PERIOD: Duration = Duration::from_secs(10);
-
 /// Accepts connections until `shutdown` turns true, then lets in-flight requests finish.
 pub(crate) async fn serve(
     listener: TcpListener,
@@ -188,7 +185,7 @@ pub(crate) async fn serve(
         }
     }
     drop(listener);
-    if tokio::time::timeout(GRACE_PERIOD, graceful.shutdown())
+    if tokio::time::timeout(app.connection.grace_period, graceful.shutdown())
         .await
         .is_err()
     {

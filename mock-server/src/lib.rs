@@ -138,6 +138,8 @@ pub(crate) struct ConnectionLimits {
     pub(crate) body_timeout: Duration,
     /// Connections served at once; more get 503 with `Retry-After` and are closed.
     pub(crate) max_connections: usize,
+    /// How long in-flight requests may run after shutdown is asked for.
+    pub(crate) grace_period: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -146,6 +148,7 @@ impl Default for ConnectionLimits {
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            grace_period: Duration::from_secs(10),
         }
     }
 }
@@ -288,6 +291,12 @@ impl Builder {
     /// Connections served at once (4096); the next ones get 503 with `Retry-After` and are closed.
     pub fn max_connections(mut self, connections: usize) -> Self {
         self.connection.max_connections = connections.max(1);
+        self
+    }
+
+    /// How long in-flight requests may finish after shutdown (10 s); then they are cut.
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.connection.grace_period = grace;
         self
     }
 

@@ -95,6 +95,10 @@ struct Args {
     #[arg(long, env = "MOCK_BODY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     body_timeout: std::time::Duration,
 
+    /// How long in-flight requests may finish after SIGTERM/SIGINT before they are cut.
+    #[arg(long, env = "MOCK_GRACE_PERIOD", default_value = "10s", value_parser = humantime::parse_duration)]
+    grace_period: std::time::Duration,
+
     /// Connections served at once; more get 503 with Retry-After and are closed.
     #[arg(long, env = "MOCK_MAX_CONNECTIONS", default_value_t = 4096)]
     max_connections: usize,
@@ -188,6 +192,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .body_timeout(args.body_timeout)
         .max_connections(args.max_connections)
         .max_parts(args.max_parts)
+        .grace_period(args.grace_period)
         .max_storage_bytes(args.max_storage_bytes)
         .idle_expiry(args.idle_expiry);
     match &args.admin_token {

@@ -205,7 +205,11 @@ async fn verify(http: &reqwest::Client, base: &str, acknowledged: &[(String, Vec
 
 #[tokio::test]
 async fn a_mock_killed_at_random_moments_loses_no_acknowledged_upload() {
-    const ITERATIONS: u64 = 12;
+    // `KILL_LOOP_ITERATIONS=200` for a long run (RELIABILITY.md); 12 keeps CI quick.
+    let iterations: u64 = std::env::var("KILL_LOOP_ITERATIONS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(12);
     const UPLOADS_AT_ONCE: u64 = 6;
     let dir = tempfile::tempdir().unwrap();
     let http = reqwest::Client::new();
@@ -217,7 +221,7 @@ async fn a_mock_killed_at_random_moments_loses_no_acknowledged_upload() {
     let mut random = Lcg(0x5eed);
     let mut acknowledged: Vec<(String, Vec<u8>)> = Vec::new();
     let mut in_flight_lost = 0;
-    for _ in 0..ITERATIONS {
+    for _ in 0..iterations {
         let running = run_binary(dir.path());
         assert_eq!(
             verify(&http, &running.base, &acknowledged).await,
@@ -292,7 +296,7 @@ async fn a_mock_killed_at_random_moments_loses_no_acknowledged_upload() {
     );
     assert_eq!(n_files, n_jobs, "no half-written or orphaned file is kept");
     eprintln!(
-        "kill loop: {ITERATIONS} kills, {} uploads acknowledged and intact, {in_flight_lost} in flight at a kill, {n_jobs} jobs restored, 0 lost, 0 corrupted",
+        "kill loop: {iterations} kills, {} uploads acknowledged and intact, {in_flight_lost} in flight at a kill, {n_jobs} jobs restored, 0 lost, 0 corrupted",
         acknowledged.len()
     );
 }
@@ -352,4 +356,59 @@ async fn idle_jobs_expire_and_polled_ones_stay() {
     assert_eq!(server.fansly_status("1").await.status, 404);
     assert_eq!(server.fansly_status("2").await.status, 200);
     assert_eq!(server.fansly_status("3").await.status, 200);
+}
+
+#[tokio::test]
+async fn sigterm_stops_accepting_lets_an_upload_in_flight_finish_and_exits_0() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut running = run_binary(dir.path());
+    let addr = running.base.trim_start_matches("http://").to_owned();
+    let gif = sample("sample.gif");
+    let mut body =
+        b"--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.gif\"\r\n\r\n"
+            .to_vec();
+    body.extend_from_slice(&gif);
+    body.extend_from_slice(b"\r\n--B--\r\n");
+    let head = format!(
+        "POST /api/fansly/acct/media/upload HTTP/1.1\r\nHost: x\r\nx-api-key: k\r\nConnection: close\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..body.len() / 2]).await.unwrap();
+
+    let pid = running.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // New connections are refused once the signal is handled (polled, bounded).
+    let mut refused = false;
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(&addr).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(refused, "the listener closed after SIGTERM");
+
+    stream.write_all(&body[body.len() / 2..]).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let status = tokio::task::spawn_blocking(move || {
+        let status = running.child.wait().unwrap();
+        drop(running);
+        status
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(0));
 }
