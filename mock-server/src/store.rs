@@ -7,7 +7,7 @@
 //! Ids are derived from a per-provider sequence number and a per-server nonce, so a run with a
 //! fixed nonce hands out the same ids every time.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -263,8 +263,8 @@ struct Inner {
     blobs: HashMap<String, (Arc<StoredMedia>, SessionId)>,
     /// Per-session state.
     sessions: HashMap<SessionId, SessionState>,
-    /// API key → request times within the last minute.
-    windows: HashMap<(Provider, String), VecDeque<SystemTime>>,
+    /// Per provider (Fansly, OnlyFans): API key → requests in the last minute, per second.
+    windows: [HashMap<String, RateWindow>; 2],
     /// API key → credits charged.
     credits: HashMap<String, u64>,
     /// When idle jobs were last looked for (server clock).
@@ -703,25 +703,15 @@ impl Store {
     /// Counts a request against `key`'s one-minute sliding window.
     pub(crate) fn count_request(&self, provider: Provider, key: &str, now: SystemTime) -> Window {
         let mut inner = self.lock();
-        let window = inner.windows.entry((provider, key.to_owned())).or_default();
-        while window.front().is_some_and(|at| {
-            now.duration_since(*at).unwrap_or_default() >= Duration::from_secs(60)
-        }) {
-            window.pop_front();
+        let now_sec = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let windows = &mut inner.windows[usize::from(provider == Provider::OnlyFans)];
+        // Looked up by reference first: the hot path allocates no key.
+        if let Some(window) = windows.get_mut(key) {
+            return window.count(now_sec);
         }
-        window.push_back(now);
-        let oldest = window.front().copied().unwrap_or(now);
-        let frees_in =
-            Duration::from_secs(60).saturating_sub(now.duration_since(oldest).unwrap_or_default());
-        Window {
-            n_requests: u32::try_from(window.len()).unwrap_or(u32::MAX),
-            // Whole seconds, rounded up, and never 0: clients treat 0 as "no advice".
-            retry_after_secs: u32::try_from(
-                frees_in.as_secs() + u64::from(frees_in.subsec_nanos() > 0),
-            )
-            .unwrap_or(60)
-            .max(1),
-        }
+        windows.entry(key.to_owned()).or_default().count(now_sec)
     }
 
     /// Counts an upload under `scenario` and returns its number, from 1: the n-th upload is what
@@ -779,6 +769,53 @@ pub(crate) struct Window {
     pub(crate) n_requests: u32,
     /// Seconds until the oldest of them leaves the window.
     pub(crate) retry_after_secs: u32,
+}
+
+/// A one-minute sliding window in one-second buckets: constant memory whatever the request
+/// rate (a list of request times grew to millions of entries under load).
+#[derive(Debug)]
+struct RateWindow {
+    /// Requests counted in each second, by `second % 60`.
+    counts: [u32; 60],
+    /// Which second each bucket holds.
+    seconds: [u64; 60],
+}
+
+impl Default for RateWindow {
+    fn default() -> Self {
+        Self {
+            counts: [0; 60],
+            seconds: [0; 60],
+        }
+    }
+}
+
+impl RateWindow {
+    /// Counts one request at `now_sec` and reports the window.
+    fn count(&mut self, now_sec: u64) -> Window {
+        let slot = usize::try_from(now_sec % 60).unwrap_or(0);
+        if self.seconds[slot] != now_sec {
+            self.seconds[slot] = now_sec;
+            self.counts[slot] = 0;
+        }
+        self.counts[slot] = self.counts[slot].saturating_add(1);
+        let mut n_requests: u32 = 0;
+        let mut oldest = now_sec;
+        for (count, second) in self.counts.iter().zip(&self.seconds) {
+            if *count > 0 && now_sec.saturating_sub(*second) < 60 {
+                n_requests = n_requests.saturating_add(*count);
+                oldest = oldest.min(*second);
+            }
+        }
+        Window {
+            n_requests,
+            // The oldest second leaves the window 60 s after it began; never 0, which clients
+            // read as "no advice".
+            retry_after_secs: u32::try_from((oldest + 60).saturating_sub(now_sec))
+                .unwrap_or(60)
+                .max(1),
+        }
+    }
 }
 
 /// Why [`Store::force`] refused.
@@ -1221,4 +1258,25 @@ fn read_head(path: &std::path::Path) -> Option<Vec<u8>> {
         .read_to_end(&mut head)
         .ok()?;
     Some(head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_window_counts_the_last_minute_in_constant_memory() {
+        let mut window = RateWindow::default();
+        for _ in 0..1000 {
+            window.count(1_000);
+        }
+        let at_1030 = window.count(1_030);
+        assert_eq!((at_1030.n_requests, at_1030.retry_after_secs), (1001, 30));
+        // Second 1000 leaves the window at 1060; second 1030 is still in it.
+        let at_1060 = window.count(1_060);
+        assert_eq!((at_1060.n_requests, at_1060.retry_after_secs), (2, 30));
+        let much_later = window.count(5_000);
+        assert_eq!((much_later.n_requests, much_later.retry_after_secs), (1, 60));
+        assert_eq!(std::mem::size_of::<RateWindow>(), 60 * 4 + 60 * 8);
+    }
 }
