@@ -157,6 +157,11 @@ impl Stopwatch {
     pub fn elapsed_ms(&self) -> f64 {
         self.0.elapsed().as_secs_f64() * 1000.0
     }
+
+    /// Time since [`Stopwatch::start`], for benchmarks and latency histograms.
+    pub fn elapsed(&self) -> Duration {
+        self.0.elapsed()
+    }
 }
 
 /// Whole seconds since the Unix epoch; times before it read as 0.

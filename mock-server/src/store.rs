@@ -1276,7 +1276,10 @@ mod tests {
         let at_1060 = window.count(1_060);
         assert_eq!((at_1060.n_requests, at_1060.retry_after_secs), (2, 30));
         let much_later = window.count(5_000);
-        assert_eq!((much_later.n_requests, much_later.retry_after_secs), (1, 60));
+        assert_eq!(
+            (much_later.n_requests, much_later.retry_after_secs),
+            (1, 60)
+        );
         assert_eq!(std::mem::size_of::<RateWindow>(), 60 * 4 + 60 * 8);
     }
 }

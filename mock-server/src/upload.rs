@@ -329,7 +329,11 @@ where
     }
     writer.flush().await.map_err(UploadError::Storage)?;
     let file = writer.into_inner();
-    file.sync_data().await.map_err(UploadError::Storage)?;
+    // Only a file that must outlive the process (`--state-dir`) waits for the disk; in memory
+    // mode the page cache is as durable as the process.
+    if limits.keep_files {
+        file.sync_data().await.map_err(UploadError::Storage)?;
+    }
     drop(file);
     path.disable_cleanup(limits.keep_files);
     let probe_path = path.to_path_buf();

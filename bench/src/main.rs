@@ -1,0 +1,781 @@
+//! `bench`: measures the mock where clients lean on it (status polls, uploads, many live jobs,
+//! delayed answers, start-up) against a bare hyper server answering the same bytes from memory,
+//! side by side in one run, and prints a Markdown table. Loopback only, bounded in time.
+//!
+//! `cargo run --release -p bench -- all` (README, "Benchmarks"); results go in BENCHMARKS.md.
+
+mod load;
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use mock_server::clock::Stopwatch;
+
+const SAMPLE_JPEG: &[u8] = include_bytes!("../../fixtures/media/sample.jpg");
+const TINY_GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;";
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmark the mock against a bare hyper server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Every measurement below except the soak, then the table.
+    All(Settings),
+    /// Start-up time to the first 200, and idle RSS.
+    Startup,
+    /// Status polls: the mock against the baseline.
+    Polls(Settings),
+    /// Uploads: 20 × 10 MB, and one 1 GB upload with the server's peak RSS.
+    Uploads,
+    /// 100,000 live jobs: RSS and poll speed before and after.
+    Jobs(Settings),
+    /// 10,000 concurrent polls delayed by a latency scenario: memory while they wait.
+    Delayed,
+    /// Uploads and pollers under faults for a while: nothing lost, duplicated or corrupted.
+    Soak(SoakSettings),
+    /// (internal) The baseline: answers every request with the bytes of FILE.
+    #[command(hide = true)]
+    Baseline { bind: SocketAddr, body: PathBuf },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct Settings {
+    /// Length of each load run.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 50)]
+    connections: usize,
+    /// Runs per server (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Live jobs for the `jobs` measurement.
+    #[arg(long, default_value_t = 100_000)]
+    jobs: usize,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct SoakSettings {
+    /// How long the soak runs.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Concurrent uploaders.
+    #[arg(long, default_value_t = 200)]
+    uploaders: usize,
+    /// Concurrent pollers.
+    #[arg(long, default_value_t = 2000)]
+    pollers: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Cmd::Baseline { bind, body } => baseline(bind, &body).await,
+            Cmd::Startup => startup().await.map(|rows| print(&rows)),
+            Cmd::Polls(settings) => polls(&settings).await.map(|rows| print(&rows)),
+            Cmd::Uploads => uploads().await.map(|rows| print(&rows)),
+            Cmd::Jobs(settings) => jobs(&settings).await.map(|rows| print(&rows)),
+            Cmd::Delayed => delayed().await.map(|rows| print(&rows)),
+            Cmd::Soak(settings) => soak(&settings).await.map(|rows| print(&rows)),
+            Cmd::All(settings) => {
+                let mut rows = startup().await?;
+                rows.extend(polls(&settings).await?);
+                rows.extend(jobs(&settings).await?);
+                rows.extend(uploads().await?);
+                rows.extend(delayed().await?);
+                print(&rows);
+                Ok(())
+            }
+        }
+    })
+}
+
+/// One line of the results table.
+struct Row {
+    what: String,
+    value: String,
+    target: &'static str,
+}
+
+fn row(what: impl Into<String>, value: impl Into<String>, target: &'static str) -> Row {
+    Row {
+        what: what.into(),
+        value: value.into(),
+        target,
+    }
+}
+
+fn print(rows: &[Row]) {
+    println!("| measurement | result | target |");
+    println!("|---|--:|---|");
+    for row in rows {
+        println!("| {} | {} | {} |", row.what, row.value, row.target);
+    }
+}
+
+/// A server process, killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    /// Kept alive for the server's storage.
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// The release `mock-server` binary beside this one, built if missing.
+fn mock_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().context("no directory for the bench binary")?;
+    let binary = dir.join("mock-server");
+    if !binary.exists() {
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "mock-server",
+                "--bin",
+                "mock-server",
+            ])
+            .status()
+            .context("building mock-server")?;
+        if !status.success() {
+            bail!("cargo build --release -p mock-server failed");
+        }
+    }
+    Ok(binary)
+}
+
+/// Starts the mock (manual clock, jobs that finish at once) with `extra` flags.
+fn start_mock(extra: &[&str]) -> anyhow::Result<Server> {
+    let dir = tempfile::tempdir()?;
+    let mut child = Command::new(mock_binary()?)
+        .args(["--bind", "127.0.0.1:0", "--clock", "manual", "--seed", "7"])
+        .args(["--queue-time", "0s", "--processing-time", "0s"])
+        .arg("--storage-dir")
+        .arg(dir.path())
+        .args(extra)
+        .env("MOCK_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let addr = read_address(&mut child, "mock-server listening on http://")?;
+    Ok(Server {
+        child,
+        addr,
+        _dir: Some(dir),
+    })
+}
+
+fn start_baseline(body: &Path) -> anyhow::Result<Server> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["baseline", "127.0.0.1:0"])
+        .arg(body)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let addr = read_address(&mut child, "baseline listening on http://")?;
+    Ok(Server {
+        child,
+        addr,
+        _dir: None,
+    })
+}
+
+/// Reads the first stdout line for the address, then keeps draining stdout in a thread.
+fn read_address(child: &mut Child, prefix: &str) -> anyhow::Result<SocketAddr> {
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().context("server printed nothing")??;
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok(first
+        .strip_prefix(prefix)
+        .with_context(|| format!("unexpected first line {first:?}"))?
+        .trim()
+        .parse()?)
+}
+
+/// (current, peak) resident memory of `pid` in MiB, from /proc.
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+            .map_or(0.0, |kib| kib / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+async fn baseline(bind: SocketAddr, body: &Path) -> anyhow::Result<()> {
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    let bytes = Bytes::from(std::fs::read(body)?);
+    let listener = tokio::net::TcpListener::bind(bind).await?;
+    println!("baseline listening on http://{}", listener.local_addr()?);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let bytes = bytes.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |_req| {
+                let bytes = bytes.clone();
+                async move {
+                    let mut response = hyper::Response::new(Full::new(bytes));
+                    response.headers_mut().insert(
+                        "content-type",
+                        hyper::header::HeaderValue::from_static("application/json"),
+                    );
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn startup() -> anyhow::Result<Vec<Row>> {
+    let client = reqwest::Client::new();
+    let mut times = Vec::new();
+    let mut idle = 0.0;
+    for _ in 0..5 {
+        let watch = Stopwatch::start();
+        let server = start_mock(&[])?;
+        loop {
+            let health = client
+                .get(format!("{}/__admin/health", server.base()))
+                .send()
+                .await;
+            if health.is_ok_and(|response| response.status() == 200) {
+                break;
+            }
+        }
+        times.push(watch.elapsed_ms());
+        idle = rss_mib(server.pid()).0;
+    }
+    Ok(vec![
+        row(
+            "start-up to first 200 (median of 5)",
+            format!("{:.1} ms", median(&mut times)),
+            "< 50 ms",
+        ),
+        row("idle RSS", format!("{idle:.1} MiB"), "< 20 MiB"),
+    ])
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Uploads the sample and returns the completed status body of job 1.
+async fn completed_status(server: &Server) -> anyhow::Result<Bytes> {
+    let client = reqwest::Client::new();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(SAMPLE_JPEG).file_name("sample.jpg"),
+    );
+    let reply = client
+        .post(format!("{}/api/fansly/acct/media/upload", server.base()))
+        .header("x-api-key", "bench")
+        .multipart(form)
+        .send()
+        .await?;
+    if reply.status() != 201 {
+        bail!("upload answered {}", reply.status());
+    }
+    let status = client
+        .get(format!(
+            "{}/api/fansly/media/upload/1/status",
+            server.base()
+        ))
+        .header("x-api-key", "bench")
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    Ok(status)
+}
+
+const STATUS_PATH: &str = "/api/fansly/media/upload/1/status";
+
+async fn poll_runs(server: &Server, settings: &Settings) -> Vec<load::LoadResult> {
+    let headers = [("x-api-key", "bench".to_owned())];
+    let _ = load::run(
+        server.addr,
+        STATUS_PATH,
+        &headers,
+        settings.connections,
+        Duration::from_secs(1),
+    )
+    .await;
+    let mut results = Vec::new();
+    for _ in 0..settings.runs {
+        results.push(
+            load::run(
+                server.addr,
+                STATUS_PATH,
+                &headers,
+                settings.connections,
+                settings.duration,
+            )
+            .await,
+        );
+    }
+    results
+}
+
+fn median_result(results: &[load::LoadResult]) -> load::LoadResult {
+    let mut sorted = results.to_vec();
+    sorted.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    sorted[sorted.len() / 2]
+}
+
+async fn polls(settings: &Settings) -> anyhow::Result<Vec<Row>> {
+    let mock = start_mock(&[])?;
+    let body = completed_status(&mock).await?;
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), &body)?;
+    let baseline = start_baseline(file.path())?;
+    let mut mock_results = Vec::new();
+    let mut baseline_results = Vec::new();
+    // Interleaved, so drift in the machine's state hits both alike.
+    for _ in 0..settings.runs {
+        let one = Settings {
+            runs: 1,
+            ..settings.clone()
+        };
+        baseline_results.extend(poll_runs(&baseline, &one).await);
+        mock_results.extend(poll_runs(&mock, &one).await);
+    }
+    let (mock_median, baseline_median) = (
+        median_result(&mock_results),
+        median_result(&baseline_results),
+    );
+    let (rss, _) = rss_mib(mock.pid());
+    Ok(vec![
+        row(
+            format!(
+                "status polls, mock ({} B body, {} conns, {} × {})",
+                body.len(),
+                settings.connections,
+                settings.runs,
+                humantime::format_duration(settings.duration)
+            ),
+            format!(
+                "{:.0} req/s, p50 {} µs, p99 {} µs, {} answered, {} errors",
+                mock_median.rate,
+                mock_median.p50_us,
+                mock_median.p99_us,
+                mock_median.ok,
+                mock_median.errors
+            ),
+            "p99 < 5 ms",
+        ),
+        row(
+            "status polls, bare hyper, same bytes",
+            format!(
+                "{:.0} req/s, p50 {} µs, p99 {} µs",
+                baseline_median.rate, baseline_median.p50_us, baseline_median.p99_us
+            ),
+            "(the ceiling)",
+        ),
+        row(
+            "mock / bare hyper",
+            format!("{:.1} %", 100.0 * mock_median.rate / baseline_median.rate),
+            "≥ 80 %",
+        ),
+        row("mock RSS after the poll runs", format!("{rss:.1} MiB"), ""),
+    ])
+}
+
+async fn jobs(settings: &Settings) -> anyhow::Result<Vec<Row>> {
+    let mock = start_mock(&["--max-storage-bytes", "100000000000"])?;
+    completed_status(&mock).await?;
+    let headers = [("x-api-key", "bench".to_owned())];
+    let short = Duration::from_secs(3).min(settings.duration);
+    let before = load::run(
+        mock.addr,
+        STATUS_PATH,
+        &headers,
+        settings.connections,
+        short,
+    )
+    .await;
+    let (rss_before, _) = rss_mib(mock.pid());
+    let client = reqwest::Client::new();
+    let remaining = Arc::new(AtomicU64::new(settings.jobs as u64));
+    let watch = Stopwatch::start();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (client, base, remaining) = (client.clone(), mock.base(), Arc::clone(&remaining));
+        tasks.push(tokio::spawn(async move {
+            while remaining
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                    left.checked_sub(1)
+                })
+                .is_ok()
+            {
+                let form = reqwest::multipart::Form::new().part(
+                    "file",
+                    reqwest::multipart::Part::bytes(TINY_GIF).file_name("t.gif"),
+                );
+                let _ = client
+                    .post(format!("{base}/api/fansly/acct/media/upload"))
+                    .header("x-api-key", "bench")
+                    .multipart(form)
+                    .send()
+                    .await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    let upload_secs = watch.elapsed().as_secs_f64();
+    let (rss_after, _) = rss_mib(mock.pid());
+    let after = load::run(
+        mock.addr,
+        STATUS_PATH,
+        &headers,
+        settings.connections,
+        short,
+    )
+    .await;
+    Ok(vec![
+        row(
+            format!("{} live jobs: RSS growth", settings.jobs),
+            format!(
+                "{:.1} MiB ({rss_before:.1} → {rss_after:.1}), created in {upload_secs:.1} s",
+                rss_after - rss_before
+            ),
+            "< 100 MiB",
+        ),
+        row(
+            format!("polls with {} live jobs vs with 1", settings.jobs),
+            format!(
+                "{:.0} vs {:.0} req/s ({:+.1} %)",
+                after.rate,
+                before.rate,
+                100.0 * (after.rate - before.rate) / before.rate
+            ),
+            "no more than 10 % slower",
+        ),
+    ])
+}
+
+async fn uploads() -> anyhow::Result<Vec<Row>> {
+    let client = reqwest::Client::new();
+    let mock = start_mock(&["--max-upload-bytes", "2000000000"])?;
+    let ten_mb = Bytes::from(vec![0x5a; 10 * 1000 * 1000]);
+    let watch = Stopwatch::start();
+    for _ in 0..20 {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::stream(ten_mb.clone()).file_name("ten.bin"),
+        );
+        let reply = client
+            .post(format!("{}/api/fansly/acct/media/upload", mock.base()))
+            .header("x-api-key", "bench")
+            .multipart(form)
+            .send()
+            .await?;
+        if reply.status() != 201 {
+            bail!("10 MB upload answered {}", reply.status());
+        }
+    }
+    let ten_rate = 200.0 / watch.elapsed().as_secs_f64();
+    drop(mock);
+
+    let mock = start_mock(&["--max-upload-bytes", "2000000000"])?;
+    let chunk = Bytes::from(vec![0xa5; 1000 * 1000]);
+    let chunks =
+        futures_util::stream::iter((0..1000).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::stream_with_length(
+            reqwest::Body::wrap_stream(chunks),
+            1000 * 1000 * 1000,
+        )
+        .file_name("big.bin"),
+    );
+    let watch = Stopwatch::start();
+    let reply = client
+        .post(format!("{}/api/fansly/acct/media/upload", mock.base()))
+        .header("x-api-key", "bench")
+        .multipart(form)
+        .send()
+        .await?;
+    let secs = watch.elapsed().as_secs_f64();
+    if reply.status() != 201 {
+        bail!("1 GB upload answered {}", reply.status());
+    }
+    let (_, peak) = rss_mib(mock.pid());
+    Ok(vec![
+        row(
+            "20 × 10 MB uploads, one at a time",
+            format!("{ten_rate:.0} MB/s"),
+            "disk speed",
+        ),
+        row(
+            "1 GB upload",
+            format!("{:.0} MB/s ({secs:.1} s)", 1000.0 / secs),
+            "≥ 500 MB/s",
+        ),
+        row(
+            "server peak RSS during the 1 GB upload",
+            format!("{peak:.1} MiB"),
+            "< 64 MiB",
+        ),
+    ])
+}
+
+async fn delayed() -> anyhow::Result<Vec<Row>> {
+    let dir = tempfile::tempdir()?;
+    let scenario = dir.path().join("delayed.yaml");
+    std::fs::write(
+        &scenario,
+        "description: every poll answered 5 s late\nfaults:\n  - on: status\n    latency: { fixed: 5s }\n",
+    )?;
+    let scenario = scenario.to_string_lossy().into_owned();
+    let mock = start_mock(&["--scenario", &scenario, "--max-connections", "20000"])?;
+    completed_status(&mock).await?;
+    let (rss_before, _) = rss_mib(mock.pid());
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()?;
+    let mut tasks = Vec::new();
+    for _ in 0..10_000 {
+        let (client, base) = (client.clone(), mock.base());
+        tasks.push(tokio::spawn(async move {
+            client
+                .get(format!("{base}{STATUS_PATH}"))
+                .header("x-api-key", "bench")
+                .send()
+                .await
+                .is_ok_and(|response| response.status() == 200)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (rss_waiting, _) = rss_mib(mock.pid());
+    let mut ok = 0;
+    for task in tasks {
+        ok += usize::from(task.await.unwrap_or(false));
+    }
+    Ok(vec![row(
+        "10,000 concurrent polls delayed 5 s",
+        format!("{ok} answered; RSS {rss_before:.1} → {rss_waiting:.1} MiB while waiting"),
+        "a timer each, not a thread",
+    )])
+}
+
+/// An upload the mock answered 201: its job id and the SHA-256 of what was sent.
+type Acknowledged = (String, [u8; 32]);
+
+async fn soak(settings: &SoakSettings) -> anyhow::Result<Vec<Row>> {
+    let mock = start_mock(&["--clock", "system", "--processing-time", "1s"])?;
+    let client = reqwest::Client::new();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let jobs: Arc<std::sync::Mutex<Vec<Acknowledged>>> = Arc::default();
+    let mut uploaders = Vec::new();
+    for uploader in 0..settings.uploaders {
+        let (client, base, stop, jobs) = (
+            client.clone(),
+            mock.base(),
+            Arc::clone(&stop),
+            Arc::clone(&jobs),
+        );
+        uploaders.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let mut bytes = SAMPLE_JPEG.to_vec();
+                let extra = ((uploader as u64 * 7919 + n * 104_729) % 300_000) as usize;
+                bytes.extend((0..extra).map(|idx| (idx as u64 ^ n ^ uploader as u64) as u8));
+                let digest = sha256(&bytes);
+                let scenario = ["happy", "flaky-5xx", "rate-limited"][(n as usize + uploader) % 3];
+                let form = reqwest::multipart::Form::new().part(
+                    "file",
+                    reqwest::multipart::Part::bytes(bytes).file_name("soak.jpg"),
+                );
+                let Ok(reply) = client
+                    .post(format!("{base}/api/fansly/acct/media/upload"))
+                    .header("x-api-key", "bench")
+                    .header("x-mock-scenario", scenario)
+                    .multipart(form)
+                    .send()
+                    .await
+                else {
+                    continue;
+                };
+                if reply.status() == 201 {
+                    if let Ok(body) = reply.json::<serde_json::Value>().await {
+                        if let Some(id) = body["data"]["jobId"].as_str() {
+                            if let Ok(mut jobs) = jobs.lock() {
+                                jobs.push((id.to_owned(), digest));
+                            }
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    let polls = Arc::new(AtomicU64::new(0));
+    let mut pollers = Vec::new();
+    for poller in 0..settings.pollers {
+        let (client, base, stop, jobs, polls) = (
+            client.clone(),
+            mock.base(),
+            Arc::clone(&stop),
+            Arc::clone(&jobs),
+            Arc::clone(&polls),
+        );
+        pollers.push(tokio::spawn(async move {
+            let mut n = poller;
+            while !stop.load(Ordering::Relaxed) {
+                let id = jobs
+                    .lock()
+                    .ok()
+                    .and_then(|jobs| jobs.get(n % jobs.len().max(1)).map(|job| job.0.clone()));
+                n += 7;
+                let Some(id) = id else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let _ = client
+                    .get(format!("{base}/api/fansly/media/upload/{id}/status"))
+                    .header("x-api-key", "bench")
+                    .send()
+                    .await;
+                polls.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }));
+    }
+    let mut samples = Vec::new();
+    let seconds = settings.duration.as_secs().max(1);
+    for _ in 0..seconds {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        samples.push(rss_mib(mock.pid()).0);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for task in uploaders.into_iter().chain(pollers) {
+        let _ = task.await;
+    }
+    // Every acknowledged job completes and serves exactly its bytes.
+    let jobs = jobs.lock().map(|jobs| jobs.clone()).unwrap_or_default();
+    let (mut lost, mut corrupted) = (0, 0);
+    for (id, digest) in &jobs {
+        let mut completed = None;
+        for _ in 0..20 {
+            let reply = client
+                .get(format!(
+                    "{}/api/fansly/media/upload/{id}/status",
+                    mock.base()
+                ))
+                .header("x-api-key", "bench")
+                .send()
+                .await;
+            if let Ok(reply) = reply {
+                if let Ok(body) = reply.json::<serde_json::Value>().await {
+                    if body["data"]["state"] == "completed" {
+                        completed = Some(body);
+                        break;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let Some(body) = completed else {
+            lost += 1;
+            continue;
+        };
+        let link = body
+            .pointer("/data/result/accountMedia/0/media/locations/0/location")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        let served = client.get(link).send().await?.bytes().await?;
+        if sha256(&served) != *digest {
+            corrupted += 1;
+        }
+    }
+    let listed: serde_json::Value = client
+        .get(format!("{}/__admin/jobs", mock.base()))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let n_listed = listed["jobs"].as_array().map_or(0, Vec::len);
+    let ids: std::collections::HashSet<&String> = jobs.iter().map(|(id, _)| id).collect();
+    let after_10s = samples.iter().skip(10).copied().collect::<Vec<_>>();
+    let (low, high) = after_10s
+        .iter()
+        .fold((f64::MAX, 0.0f64), |(low, high), rss| {
+            (low.min(*rss), high.max(*rss))
+        });
+    let storage = mock._dir.as_ref().map(|dir| dir.path().to_owned());
+    // A graceful stop, as CI would: SIGTERM, then count what the server left behind.
+    let mut mock = mock;
+    let _ = Command::new("kill")
+        .args(["-TERM", &mock.pid().to_string()])
+        .status();
+    let _ = mock.child.wait();
+    let left = storage
+        .and_then(|dir| std::fs::read_dir(dir).ok())
+        .map_or(0, Iterator::count);
+    Ok(vec![row(
+        format!(
+            "soak: {} uploaders, {} pollers, {} s, a third each happy / flaky-5xx / rate-limited",
+            settings.uploaders, settings.pollers, seconds
+        ),
+        format!(
+            "{} jobs acknowledged ({n_listed} listed), {} polls; lost {lost}, duplicated {}, corrupted {corrupted}; RSS after 10 s {low:.1}–{high:.1} MiB; {left} files left after exit",
+            jobs.len(),
+            polls.load(Ordering::Relaxed),
+            jobs.len() - ids.len(),
+        ),
+        "0 lost, 0 duplicated, 0 corrupted, flat RSS, 0 files",
+    )])
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
+}
