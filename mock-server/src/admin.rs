@@ -718,26 +718,36 @@ fn journal(app: &App, query: &str) -> Response<Body> {
         .entries(|entry| {
             route
                 .as_deref()
-                .is_none_or(|route| route_of(&entry.method, &entry.path) == route)
+                .is_none_or(|route| route_of(entry.method.as_str(), &entry.path) == route)
                 && job
                     .as_deref()
                     .is_none_or(|job| entry.note.job_id.as_deref() == Some(job))
                 && method
                     .as_deref()
-                    .is_none_or(|method| entry.method == method)
+                    .is_none_or(|method| entry.method.as_str() == method)
                 && session
                     .as_deref()
                     .is_none_or(|session| entry.session == session)
         })
         .into_iter()
         .map(|entry| EntryBody {
-            route: route_of(&entry.method, &entry.path),
+            route: route_of(entry.method.as_str(), &entry.path),
             session: entry.session,
             seq: entry.seq,
-            at: entry.at,
-            method: entry.method,
+            at: crate::clock::iso_millis(entry.at),
+            method: entry.method.to_string(),
             path: entry.path,
-            headers: entry.headers.into_iter().collect(),
+            headers: entry
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    let value = String::from_utf8_lossy(value.as_bytes());
+                    (
+                        name.to_string(),
+                        crate::journal::shown_header(name.as_str(), &value),
+                    )
+                })
+                .collect(),
             parts: entry
                 .note
                 .parts

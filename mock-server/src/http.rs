@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::{App, UploadPlan};
-use crate::clock::{Stopwatch, iso_millis};
+use crate::clock::Stopwatch;
 use crate::journal;
 use crate::scenario::{Action, Aim, Route, StateAim};
 use crate::store::{DEFAULT_SESSION, Polled, SessionId};
@@ -41,6 +41,17 @@ pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
 }
 
 /// A JSON response with the given status.
+/// A JSON response from bytes already serialized.
+pub(crate) fn raw_json(status: StatusCode, bytes: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(full(bytes));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    response
+}
+
 pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     match serde_json::to_vec(value) {
         Ok(bytes) => {
@@ -205,22 +216,11 @@ async fn answer(
     let session =
         session_of(&req).map_or_else(|_| "invalid".to_owned(), |session| session.to_string());
     let arrived = journaled.then(|| {
-        let headers = req
-            .headers()
-            .iter()
-            .map(|(name, value)| {
-                let value = String::from_utf8_lossy(value.as_bytes());
-                (
-                    name.to_string(),
-                    journal::shown_header(name.as_str(), &value),
-                )
-            })
-            .collect();
         (
-            iso_millis(app.clock.now()),
-            req.method().to_string(),
+            app.clock.now(),
+            req.method().clone(),
             req.uri().path().to_owned(),
-            headers,
+            req.headers().clone(),
         )
     });
     let mut response = handle(Arc::clone(&app), req, local, peer).await;

@@ -44,14 +44,15 @@ pub(crate) struct Entry {
     pub(crate) seq: u64,
     /// The `X-Mock-Session` it belonged to.
     pub(crate) session: String,
-    /// When the request arrived, ISO 8601 on the mock's clock.
-    pub(crate) at: String,
+    /// When the request arrived, on the mock's clock (formatted when read: the hot path only
+    /// copies).
+    pub(crate) at: std::time::SystemTime,
     /// The method.
-    pub(crate) method: String,
+    pub(crate) method: http::Method,
     /// The path (no query).
     pub(crate) path: String,
-    /// Request headers, with credentials shortened.
-    pub(crate) headers: Vec<(String, String)>,
+    /// Request headers as received (cheap to clone); credentials are shortened when read.
+    pub(crate) headers: http::HeaderMap,
     /// The status answered (0 when the connection was dropped by a fault).
     pub(crate) status: u16,
     /// Wall time spent answering, in milliseconds.
@@ -159,10 +160,10 @@ mod tests {
         Entry {
             seq: 0,
             session: "default".into(),
-            at: String::new(),
-            method: "POST".into(),
+            at: std::time::UNIX_EPOCH,
+            method: http::Method::POST,
             path: "/x".into(),
-            headers: Vec::new(),
+            headers: http::HeaderMap::new(),
             status: 201,
             duration_ms: 0.0,
             note: Note {

@@ -134,6 +134,18 @@ pub(crate) struct Job {
     pub(crate) webhook: Webhook,
     /// The last upload or poll, on its session's clock: idle jobs expire.
     pub(crate) last_touched: SystemTime,
+    /// The rendered answer of a terminal job, which never changes again: signing its links and
+    /// serializing its media once instead of on every poll.
+    pub(crate) rendered: Option<Arc<Rendered>>,
+}
+
+/// A terminal job's answer, as rendered for one origin (links carry the origin).
+#[derive(Debug)]
+pub(crate) struct Rendered {
+    /// The origin the links point at.
+    pub(crate) origin: String,
+    /// The JSON bytes.
+    pub(crate) bytes: bytes::Bytes,
 }
 
 impl Job {
@@ -169,6 +181,7 @@ impl Job {
             media: self.media.clone(),
             credits_used: self.credits_used,
             created_at: self.created_at,
+            rendered: self.rendered.clone(),
         }
     }
 }
@@ -213,6 +226,18 @@ pub(crate) struct Polled {
     pub(crate) attempt: u32,
     /// The scenario the job follows.
     pub(crate) scenario: Arc<Scenario>,
+    /// The answer rendered when the job was last seen terminal, if any.
+    pub(crate) rendered: Option<Arc<Rendered>>,
+}
+
+impl Polled {
+    /// The cached answer, if it was rendered for `origin`.
+    pub(crate) fn rendered_for(&self, origin: &str) -> Option<bytes::Bytes> {
+        self.rendered
+            .as_ref()
+            .filter(|rendered| rendered.origin == origin)
+            .map(|rendered| rendered.bytes.clone())
+    }
 }
 
 /// What a new job needs.
@@ -444,8 +469,25 @@ impl Store {
                     Webhook::None
                 },
                 last_touched: now,
+                rendered: None,
             },
         );
+    }
+
+    /// Keeps a terminal job's rendered answer for later polls from the same origin.
+    pub(crate) fn keep_rendered(
+        &self,
+        provider: Provider,
+        seq: u64,
+        origin: &str,
+        bytes: bytes::Bytes,
+    ) {
+        if let Some(job) = self.lock().by_seq.get_mut(&(provider, seq)) {
+            job.rendered = Some(Arc::new(Rendered {
+                origin: origin.to_owned(),
+                bytes,
+            }));
+        }
     }
 
     /// Answers one status poll: computes the state at `now`, counts the poll, and records when the
@@ -1244,6 +1286,7 @@ fn restore_job(
                 _ => Webhook::None,
             },
             last_touched: from_unix_ms(job.touched_ms.unwrap_or(job.created_at_ms)),
+            rendered: None,
         },
     );
 }

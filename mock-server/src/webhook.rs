@@ -17,7 +17,7 @@ use sha2::Sha256;
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::clock::{Stopwatch, iso_millis};
+use crate::clock::Stopwatch;
 use crate::journal;
 use crate::store::Polled;
 
@@ -151,10 +151,10 @@ fn record(
     app.journal.record(journal::Entry {
         seq: 0,
         session: polled.session.to_string(),
-        at: iso_millis(app.now(&polled.session)),
-        method: "POST".to_owned(),
+        at: app.now(&polled.session),
+        method: http::Method::POST,
         path: config.url.clone(),
-        headers: Vec::new(),
+        headers: http::HeaderMap::new(),
         status,
         duration_ms,
         note,

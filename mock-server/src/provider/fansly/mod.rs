@@ -243,44 +243,47 @@ fn status(
             return Ok(crate::http::refused(response, note));
         }
     };
-    let (state, progress, result, failed_reason) = match &polled.state {
+    let state = match &polled.state {
         JobState::Running {
             phase: Phase::Queued,
-            progress,
-        } => (wire::State::Waiting, *progress, None, None),
+            ..
+        } => wire::State::Waiting,
         JobState::Running {
             phase: Phase::Processing,
-            progress,
-        } => (wire::State::Active, *progress, None, None),
-        JobState::Completed => (
-            wire::State::Completed,
-            100,
-            Some(result(app, ctx, &polled)?),
-            None,
-        ),
-        JobState::Failed { progress, reason } => (
-            wire::State::Failed,
-            *progress,
-            None,
-            Some(reason.to_string()),
-        ),
+            ..
+        } => wire::State::Active,
+        JobState::Completed => wire::State::Completed,
+        JobState::Failed { .. } => wire::State::Failed,
     };
-    let response = json(
-        StatusCode::OK,
-        &wire::Envelope {
-            status_code: 200,
-            message: "Success".to_owned(),
-            data: wire::Status {
+    let data = match polled.rendered_for(&ctx.origin) {
+        Some(data) => data,
+        None => {
+            let (progress, result, failed_reason) = match &polled.state {
+                JobState::Running { progress, .. } => (*progress, None, None),
+                JobState::Completed => (100, Some(result(app, ctx, &polled)?), None),
+                JobState::Failed { progress, reason } => {
+                    (*progress, None, Some(reason.to_string()))
+                }
+            };
+            let data = wire::Status {
                 success: true,
                 job_id: polled.id.clone(),
                 state,
                 progress,
                 result,
                 failed_reason,
-            },
-            timestamp: iso_millis(now),
-        },
-    );
+            };
+            let data =
+                bytes::Bytes::from(serde_json::to_vec(&data).map_err(|_| ApiError::Internal)?);
+            if polled.state.is_terminal() {
+                app.store
+                    .keep_rendered(Provider::Fansly, polled.seq, &ctx.origin, data.clone());
+            }
+            data
+        }
+    };
+    let response =
+        crate::http::raw_json(StatusCode::OK, wire::ok_envelope(&data, &iso_millis(now)));
     let note = Note {
         state: Some(state.as_str()),
         ..note

@@ -17,6 +17,18 @@ pub(crate) struct Envelope<T> {
     pub(crate) timestamp: String,
 }
 
+/// `{"statusCode":200,"message":"Success","data":<data>,"timestamp":"…"}` around `data` that is
+/// already serialized (a terminal job's cached `Status`): the same bytes `Envelope` would give.
+pub(crate) fn ok_envelope(data: &[u8], timestamp: &str) -> Vec<u8> {
+    let mut body = Vec::with_capacity(data.len() + 96);
+    body.extend_from_slice(br#"{"statusCode":200,"message":"Success","data":"#);
+    body.extend_from_slice(data);
+    body.extend_from_slice(br#","timestamp":""#);
+    body.extend_from_slice(timestamp.as_bytes());
+    body.extend_from_slice(br#""}"#);
+    body
+}
+
 /// `data` of a 201 from `POST /api/fansly/{accountId}/media/upload`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

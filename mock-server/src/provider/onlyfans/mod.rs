@@ -373,7 +373,19 @@ fn status(
             ));
         }
     };
-    let reply = status_reply(app, &ctx.origin, &polled)?;
+    let body = match polled.rendered_for(&ctx.origin) {
+        Some(body) => body,
+        None => {
+            let reply = status_reply(app, &ctx.origin, &polled)?;
+            let body =
+                bytes::Bytes::from(serde_json::to_vec(&reply).map_err(|_| ApiError::Internal)?);
+            if polled.state.is_terminal() {
+                app.store
+                    .keep_rendered(Provider::OnlyFans, polled.seq, &ctx.origin, body.clone());
+            }
+            body
+        }
+    };
     let note = Note {
         state: Some(match &polled.state {
             JobState::Running {
@@ -389,7 +401,11 @@ fn status(
         }),
         ..note
     };
-    Ok(finish(json(StatusCode::OK, &reply), fault, note))
+    Ok(finish(
+        crate::http::raw_json(StatusCode::OK, body),
+        fault,
+        note,
+    ))
 }
 
 /// What a poll of `polled` answers; links point at `origin`.
