@@ -739,14 +739,9 @@ fn journal(app: &App, query: &str) -> Response<Body> {
             path: entry.path,
             headers: entry
                 .headers
-                .iter()
-                .map(|(name, value)| {
-                    let value = String::from_utf8_lossy(value.as_bytes());
-                    (
-                        name.to_string(),
-                        crate::journal::shown_header(name.as_str(), &value),
-                    )
-                })
+                .lines()
+                .filter_map(|line| line.split_once(": "))
+                .map(|(name, value)| (name.to_owned(), crate::journal::shown_header(name, value)))
                 .collect(),
             parts: entry
                 .note

@@ -220,7 +220,7 @@ async fn answer(
             app.clock.now(),
             req.method().clone(),
             req.uri().path().to_owned(),
-            req.headers().clone(),
+            journal::header_lines(req.headers()),
         )
     });
     let mut response = handle(Arc::clone(&app), req, local, peer).await;

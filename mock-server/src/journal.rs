@@ -51,8 +51,9 @@ pub(crate) struct Entry {
     pub(crate) method: http::Method,
     /// The path (no query).
     pub(crate) path: String,
-    /// Request headers as received (cheap to clone); credentials are shortened when read.
-    pub(crate) headers: http::HeaderMap,
+    /// Request headers as `name: value` lines in one allocation (a `HeaderMap` clone would pin
+    /// the connection's whole read buffer); credentials are shortened when read.
+    pub(crate) headers: String,
     /// The status answered (0 when the connection was dropped by a fault).
     pub(crate) status: u16,
     /// Wall time spent answering, in milliseconds.
@@ -63,6 +64,18 @@ pub(crate) struct Entry {
     pub(crate) repeat_of: Option<u64>,
     /// The `Retry-After` the answer carried, in seconds: what a polite client waits.
     pub(crate) retry_after: Option<u64>,
+}
+
+/// Request headers as `name: value` lines (values lossily decoded).
+pub(crate) fn header_lines(headers: &http::HeaderMap) -> String {
+    let mut lines = String::with_capacity(headers.len() * 32);
+    for (name, value) in headers {
+        lines.push_str(name.as_str());
+        lines.push_str(": ");
+        lines.push_str(&String::from_utf8_lossy(value.as_bytes()));
+        lines.push('\n');
+    }
+    lines
 }
 
 /// The bounded journal.
@@ -163,7 +176,7 @@ mod tests {
             at: std::time::UNIX_EPOCH,
             method: http::Method::POST,
             path: "/x".into(),
-            headers: http::HeaderMap::new(),
+            headers: String::new(),
             status: 201,
             duration_ms: 0.0,
             note: Note {

@@ -154,7 +154,7 @@ fn record(
         at: app.now(&polled.session),
         method: http::Method::POST,
         path: config.url.clone(),
-        headers: http::HeaderMap::new(),
+        headers: String::new(),
         status,
         duration_ms,
         note,
