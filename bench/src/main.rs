@@ -179,12 +179,22 @@ fn mock_binary() -> anyhow::Result<PathBuf> {
     Ok(binary)
 }
 
-/// Starts the mock (manual clock, jobs that finish at once) with `extra` flags.
+/// Starts the mock (manual clock, jobs that finish at once, unless `extra` says otherwise).
 fn start_mock(extra: &[&str]) -> anyhow::Result<Server> {
     let dir = tempfile::tempdir()?;
+    let mut defaults = Vec::new();
+    for (flag, value) in [
+        ("--clock", "manual"),
+        ("--queue-time", "0s"),
+        ("--processing-time", "0s"),
+    ] {
+        if !extra.contains(&flag) {
+            defaults.extend([flag, value]);
+        }
+    }
     let mut child = Command::new(mock_binary()?)
-        .args(["--bind", "127.0.0.1:0", "--clock", "manual", "--seed", "7"])
-        .args(["--queue-time", "0s", "--processing-time", "0s"])
+        .args(["--bind", "127.0.0.1:0", "--seed", "7"])
+        .args(defaults)
         .arg("--storage-dir")
         .arg(dir.path())
         .args(extra)
@@ -701,41 +711,20 @@ async fn soak(settings: &SoakSettings) -> anyhow::Result<Vec<Row>> {
     }
     // Every acknowledged job completes and serves exactly its bytes.
     let jobs = jobs.lock().map(|jobs| jobs.clone()).unwrap_or_default();
-    let (mut lost, mut corrupted) = (0, 0);
-    for (id, digest) in &jobs {
-        let mut completed = None;
-        for _ in 0..20 {
-            let reply = client
-                .get(format!(
-                    "{}/api/fansly/media/upload/{id}/status",
-                    mock.base()
-                ))
-                .header("x-api-key", "bench")
-                .send()
-                .await;
-            if let Ok(reply) = reply {
-                if let Ok(body) = reply.json::<serde_json::Value>().await {
-                    if body["data"]["state"] == "completed" {
-                        completed = Some(body);
-                        break;
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let Some(body) = completed else {
-            lost += 1;
-            continue;
-        };
-        let link = body
-            .pointer("/data/result/accountMedia/0/media/locations/0/location")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or_default();
-        let served = client.get(link).send().await?.bytes().await?;
-        if sha256(&served) != *digest {
-            corrupted += 1;
-        }
-    }
+    let verdicts: Vec<Verdict> =
+        futures_util::StreamExt::collect(futures_util::StreamExt::buffer_unordered(
+            futures_util::stream::iter(jobs.iter().cloned().map(|(id, digest)| {
+                let (client, base) = (client.clone(), mock.base());
+                async move { verify(&client, &base, &id, digest).await }
+            })),
+            32,
+        ))
+        .await;
+    let lost = verdicts.iter().filter(|v| **v == Verdict::Lost).count();
+    let corrupted = verdicts
+        .iter()
+        .filter(|v| **v == Verdict::Corrupted)
+        .count();
     let listed: serde_json::Value = client
         .get(format!("{}/__admin/jobs", mock.base()))
         .send()
@@ -773,6 +762,52 @@ async fn soak(settings: &SoakSettings) -> anyhow::Result<Vec<Row>> {
         ),
         "0 lost, 0 duplicated, 0 corrupted, flat RSS, 0 files",
     )])
+}
+
+/// What checking one acknowledged soak upload found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// Completed, and its link served exactly the uploaded bytes.
+    Intact,
+    /// Never answered as completed.
+    Lost,
+    /// Completed, but the link served other bytes.
+    Corrupted,
+}
+
+/// Polls one job until completed (bounded) and compares its CDN bytes with the upload's digest.
+async fn verify(client: &reqwest::Client, base: &str, id: &str, digest: [u8; 32]) -> Verdict {
+    for _ in 0..20 {
+        let reply = client
+            .get(format!("{base}/api/fansly/media/upload/{id}/status"))
+            .header("x-api-key", "bench")
+            .send()
+            .await;
+        let Ok(body) = (match reply {
+            Ok(reply) => reply.json::<serde_json::Value>().await,
+            Err(err) => Err(err),
+        }) else {
+            continue;
+        };
+        if body["data"]["state"] != "completed" {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        let link = body
+            .pointer("/data/result/accountMedia/0/media/locations/0/location")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        let served = match client.get(link).send().await {
+            Ok(response) => response.bytes().await.unwrap_or_default(),
+            Err(_) => Bytes::new(),
+        };
+        return if sha256(&served) == digest {
+            Verdict::Intact
+        } else {
+            Verdict::Corrupted
+        };
+    }
+    Verdict::Lost
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {

@@ -111,6 +111,10 @@ struct Args {
     #[arg(long, env = "MOCK_IDLE_EXPIRY", default_value = "24h", value_parser = humantime::parse_duration)]
     idle_expiry: std::time::Duration,
 
+    /// Requests the journal keeps (a ring buffer: the oldest go first).
+    #[arg(long, env = "MOCK_JOURNAL_CAPACITY", default_value_t = 10_000)]
+    journal_capacity: usize,
+
     /// Most multipart parts read from one upload.
     #[arg(long, env = "MOCK_MAX_PARTS", default_value_t = 64)]
     max_parts: usize,
@@ -192,6 +196,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .body_timeout(args.body_timeout)
         .max_connections(args.max_connections)
         .max_parts(args.max_parts)
+        .journal_capacity(args.journal_capacity)
         .grace_period(args.grace_period)
         .max_storage_bytes(args.max_storage_bytes)
         .idle_expiry(args.idle_expiry);
