@@ -727,12 +727,12 @@ fn journal(app: &App, query: &str) -> Response<Body> {
                     .is_none_or(|method| entry.method.as_str() == method)
                 && session
                     .as_deref()
-                    .is_none_or(|session| entry.session == session)
+                    .is_none_or(|session| &*entry.session == session)
         })
         .into_iter()
         .map(|entry| EntryBody {
             route: route_of(entry.method.as_str(), &entry.path),
-            session: entry.session,
+            session: entry.session.to_string(),
             seq: entry.seq,
             at: crate::clock::iso_millis(entry.at),
             method: entry.method.to_string(),
@@ -755,8 +755,8 @@ fn journal(app: &App, query: &str) -> Response<Body> {
                 .collect(),
             status: entry.status,
             duration_ms: entry.duration_ms,
-            job_id: entry.note.job_id,
-            scenario: entry.note.scenario,
+            job_id: entry.note.job_id.as_deref().map(str::to_owned),
+            scenario: entry.note.scenario.map(|scenario| scenario.name.clone()),
             sha256: entry.note.sha256.map(hex::encode),
             fault: entry.note.fault,
             state: entry.note.state,

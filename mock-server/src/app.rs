@@ -17,6 +17,8 @@ pub(crate) struct App {
     pub(crate) clock: Clock,
     /// Provider constants and default lifecycles.
     pub(crate) fixtures: Fixtures,
+    /// Fansly's constant rate-limit headers, built once instead of on every response.
+    pub(crate) fansly_headers: FanslyHeaders,
     /// Signs and verifies CDN links.
     pub(crate) key: SigningKey,
     /// Jobs, media, rate windows, credits.
@@ -51,6 +53,24 @@ pub(crate) struct App {
     pub(crate) connection: crate::ConnectionLimits,
     /// The bearer token every admin request needs; without one, only loopback clients may use it.
     pub(crate) admin_token: Option<String>,
+}
+
+/// `X-RateLimit-Limit` and `X-RateLimit-Plan` as header values: cloning one shares its bytes.
+#[derive(Debug)]
+pub(crate) struct FanslyHeaders {
+    /// `X-RateLimit-Limit`.
+    pub(crate) limit: http::HeaderValue,
+    /// `X-RateLimit-Plan`; absent if the fixture's plan is not a valid header value.
+    pub(crate) plan: Option<http::HeaderValue>,
+}
+
+impl FanslyHeaders {
+    pub(crate) fn new(fixture: &crate::fixture::FanslyFixture) -> Self {
+        Self {
+            limit: http::HeaderValue::from(fixture.limit_per_minute),
+            plan: http::HeaderValue::from_str(&fixture.plan).ok(),
+        }
+    }
 }
 
 /// What an arriving upload will go through, decided before its body is read.

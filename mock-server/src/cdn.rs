@@ -23,14 +23,14 @@ use crate::signing;
 
 /// The path token that names the media behind a CDN path (segments after `/cdn/`).
 ///
-/// - `fansly/{id}.{ext}`: the media or variant id.
+/// - `fansly/{id}.{ext}`: the media or variant id, which names its media's id.
 /// - `onlyfans/files/{a}/{ab}/{token}/{name}`: the 32-hex directory.
 /// - `onlyfans/upload/{token}/{digits}/{name}`: the source-upload id.
-fn token<'p>(segments: &[&'p str]) -> Option<&'p str> {
+fn token(segments: &[&str]) -> Option<String> {
     match segments {
-        ["fansly", file] => file.split('.').next(),
-        ["onlyfans", "files", _, _, token, _] => Some(token),
-        ["onlyfans", "upload", token, _, _] => Some(token),
+        ["fansly", file] => crate::provider::fansly::media_token(file.split('.').next()?),
+        ["onlyfans", "files", _, _, token, _] => Some((*token).to_owned()),
+        ["onlyfans", "upload", token, _, _] => Some((*token).to_owned()),
         _ => None,
     }
 }
@@ -39,7 +39,7 @@ fn token<'p>(segments: &[&'p str]) -> Option<&'p str> {
 pub(crate) async fn serve(app: &App, req: &Request<Incoming>, segments: &[&str]) -> Response<Body> {
     let path = req.uri().path();
     let query = req.uri().query().unwrap_or_default();
-    let found = token(segments).and_then(|token| app.store.media(token));
+    let found = token(segments).and_then(|token| app.store.media(&token));
     // A link is judged by the clock of the session that owns the media.
     let now = match &found {
         Some((_, session)) => app.now(session),
@@ -169,15 +169,20 @@ mod tests {
     #[test]
     fn tokens_come_from_each_providers_path_shape() {
         assert_eq!(
-            token(&["fansly", "870000000000000016.jpeg"]),
-            Some("870000000000000016")
+            token(&["fansly", "874740000000000016.jpeg"]).as_deref(),
+            Some("874740000000000016")
         );
         assert_eq!(
-            token(&["onlyfans", "files", "a", "ab", "abcd", "300x544_abcd.jpg"]),
+            token(&["fansly", "874740000000000019.jpeg"]).as_deref(),
+            Some("874740000000000016"),
+            "a variant's id names its media"
+        );
+        assert_eq!(
+            token(&["onlyfans", "files", "a", "ab", "abcd", "300x544_abcd.jpg"]).as_deref(),
             Some("abcd")
         );
         assert_eq!(
-            token(&["onlyfans", "upload", "uuid", "000000000001", "photo.jpg"]),
+            token(&["onlyfans", "upload", "uuid", "000000000001", "photo.jpg"]).as_deref(),
             Some("uuid")
         );
         assert_eq!(token(&["onlyfans", "files", "a"]), None);

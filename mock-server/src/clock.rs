@@ -178,8 +178,41 @@ pub fn unix_millis(at: SystemTime) -> u128 {
 
 /// `2026-02-04T18:35:01.526Z`: ISO 8601 with milliseconds in UTC, as Fansly stamps responses.
 /// Times past [`latest`] are written as [`latest`].
+///
+/// Every Fansly answer carries one, so each thread keeps the last second it formatted and only
+/// appends the milliseconds while the second stays the same.
 pub fn iso_millis(at: SystemTime) -> String {
+    thread_local! {
+        /// (Unix second, `YYYY-MM-DDTHH:MM:SS.`) of the last time formatted on this thread.
+        static LAST_SECOND: std::cell::RefCell<Option<(u64, String)>> =
+            const { std::cell::RefCell::new(None) };
+    }
     let at = at.min(latest());
+    let Ok(since) = at.duration_since(UNIX_EPOCH) else {
+        return format_iso_millis(at);
+    };
+    let (second, millis) = (since.as_secs(), since.subsec_millis());
+    LAST_SECOND.with_borrow_mut(|last| {
+        let prefix = match last {
+            Some((cached, prefix)) if *cached == second => prefix,
+            _ => {
+                let whole = UNIX_EPOCH + Duration::from_secs(second);
+                let mut prefix = format_iso_millis(whole);
+                prefix.truncate(prefix.len() - "000Z".len());
+                &mut last.insert((second, prefix)).1
+            }
+        };
+        let mut text = String::with_capacity(prefix.len() + 4);
+        text.push_str(prefix);
+        text.push(char::from(b'0' + (millis / 100) as u8));
+        text.push(char::from(b'0' + (millis / 10 % 10) as u8));
+        text.push(char::from(b'0' + (millis % 10) as u8));
+        text.push('Z');
+        text
+    })
+}
+
+fn format_iso_millis(at: SystemTime) -> String {
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
@@ -227,6 +260,20 @@ mod tests {
         let at = UNIX_EPOCH + Duration::from_millis(1_770_230_101_526);
         assert_eq!(iso_millis(at), "2026-02-04T18:35:01.526Z");
         assert_eq!(iso_seconds_offset(at), "2026-02-04T18:35:01+00:00");
+    }
+
+    #[test]
+    fn iso_millis_agrees_with_the_formatter_within_and_across_seconds() {
+        let start = 1_770_230_100_990_u64;
+        for millis in (start..start + 2_100)
+            .step_by(7)
+            .chain([0, 999, 1_000, 86_399_999])
+        {
+            let at = UNIX_EPOCH + Duration::from_millis(millis);
+            assert_eq!(iso_millis(at), format_iso_millis(at), "{millis} ms");
+        }
+        let before_epoch = UNIX_EPOCH - Duration::from_millis(1_500);
+        assert_eq!(iso_millis(before_epoch), "1969-12-31T23:59:58.500Z");
     }
 
     #[test]

@@ -84,10 +84,14 @@ pub(crate) struct RequestCtx {
 /// The header that gives a test its own jobs, clock, scenario and journal.
 pub(crate) const SESSION_HEADER: &str = "x-mock-session";
 
+/// The default session's name, allocated once: most requests name no session.
+static DEFAULT_SESSION_ID: std::sync::LazyLock<SessionId> =
+    std::sync::LazyLock::new(|| SessionId::from(DEFAULT_SESSION));
+
 /// The session a request names: 1 to 128 of `A-Z a-z 0-9 . _ : -`, or the default session.
 pub(crate) fn session_of<B>(req: &Request<B>) -> Result<SessionId, String> {
     match req.headers().get(SESSION_HEADER) {
-        None => Ok(SessionId::from(DEFAULT_SESSION)),
+        None => Ok(Arc::clone(&DEFAULT_SESSION_ID)),
         Some(value) => {
             let is_valid = !value.is_empty()
                 && value.len() <= 128
@@ -107,7 +111,12 @@ pub(crate) fn session_of<B>(req: &Request<B>) -> Result<SessionId, String> {
 }
 
 impl RequestCtx {
-    fn new(app: &App, req: &Request<Incoming>, local: SocketAddr) -> Self {
+    fn new(
+        app: &App,
+        req: &Request<Incoming>,
+        local: SocketAddr,
+        session: Result<SessionId, String>,
+    ) -> Self {
         let origin = match &app.public_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
             None => {
@@ -127,10 +136,7 @@ impl RequestCtx {
                 }
             }
         };
-        Self {
-            origin,
-            session: session_of(req),
-        }
+        Self { origin, session }
     }
 }
 
@@ -212,18 +218,22 @@ async fn answer(
     peer: SocketAddr,
 ) -> Result<Response<Body>, Dropped> {
     let stopwatch = Stopwatch::start();
-    let journaled = !req.uri().path().starts_with("/__admin/");
-    let session =
-        session_of(&req).map_or_else(|_| "invalid".to_owned(), |session| session.to_string());
+    // One copy of the path serves both dispatch and the journal.
+    let path = req.uri().path().to_owned();
+    let journaled = !path.starts_with("/__admin/");
+    let session = session_of(&req);
     let arrived = journaled.then(|| {
         (
             app.clock.now(),
             req.method().clone(),
-            req.uri().path().to_owned(),
             journal::header_lines(req.headers()),
+            session
+                .clone()
+                .unwrap_or_else(|_| SessionId::from("invalid")),
         )
     });
-    let mut response = handle(Arc::clone(&app), req, local, peer).await;
+    let ctx = RequestCtx::new(&app, &req, local, session);
+    let mut response = handle(&app, &ctx, req, &path, peer).await;
     let mut note = response
         .extensions_mut()
         .remove::<journal::Note>()
@@ -240,7 +250,7 @@ async fn answer(
         .get(hyper::header::RETRY_AFTER)
         .and_then(|value| value.to_str().ok()?.parse().ok());
     let answered = inject(response).await;
-    if let Some((at, method, path, headers)) = arrived {
+    if let Some((at, method, headers, session)) = arrived {
         app.journal.record(journal::Entry {
             seq: 0,
             session,
@@ -259,28 +269,27 @@ async fn answer(
 }
 
 async fn handle(
-    app: Arc<App>,
+    app: &App,
+    ctx: &RequestCtx,
     req: Request<Incoming>,
-    local: SocketAddr,
+    path: &str,
     peer: SocketAddr,
 ) -> Response<Body> {
-    let ctx = RequestCtx::new(&app, &req, local);
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let response = match segments.as_slice() {
         ["__admin", rest @ ..] => {
             let presented = header_text(&req, header::AUTHORIZATION.as_str());
             match admin::refusal(app.admin_token.as_deref(), peer, presented) {
-                None => admin::handle(&app, req, rest).await,
+                None => admin::handle(app, req, rest).await,
                 Some(refused) => refused,
             }
         }
         ["cdn", rest @ ..] if method == Method::GET || method == Method::HEAD => {
-            cdn::serve(&app, &req, rest).await
+            cdn::serve(app, &req, rest).await
         }
-        ["api", "fansly", rest @ ..] => provider::fansly::route(&app, &ctx, req, rest).await,
-        ["api", rest @ ..] => provider::onlyfans::route(&app, &ctx, req, rest).await,
+        ["api", "fansly", rest @ ..] => provider::fansly::route(app, ctx, req, rest).await,
+        ["api", rest @ ..] => provider::onlyfans::route(app, ctx, req, rest).await,
         _ => json(
             StatusCode::NOT_FOUND,
             &serde_json::json!({"error": format!("no route for {method} {path}")}),

@@ -25,10 +25,10 @@ pub(crate) struct PartSummary {
 pub(crate) struct Note {
     /// The multipart parts received.
     pub(crate) parts: Vec<PartSummary>,
-    /// The job the request created or polled.
-    pub(crate) job_id: Option<String>,
+    /// The job the request created or polled (shared with the store's job: no copy per poll).
+    pub(crate) job_id: Option<std::sync::Arc<str>>,
     /// The scenario the job follows.
-    pub(crate) scenario: Option<String>,
+    pub(crate) scenario: Option<std::sync::Arc<crate::scenario::Scenario>>,
     /// SHA-256 of the uploaded file.
     pub(crate) sha256: Option<[u8; 32]>,
     /// The fault injected into the answer, by name.
@@ -43,7 +43,7 @@ pub(crate) struct Entry {
     /// Its number, from 1, never reused.
     pub(crate) seq: u64,
     /// The `X-Mock-Session` it belonged to.
-    pub(crate) session: String,
+    pub(crate) session: crate::store::SessionId,
     /// When the request arrived, on the mock's clock (formatted when read: the hot path only
     /// copies).
     pub(crate) at: std::time::SystemTime,
@@ -90,7 +90,7 @@ struct Inner {
     next_seq: u64,
     entries: VecDeque<Entry>,
     /// (session, upload digest) → the first entry that carried it: repeats count per session.
-    first_upload: HashMap<(String, [u8; 32]), u64>,
+    first_upload: HashMap<(crate::store::SessionId, [u8; 32]), u64>,
 }
 
 impl Journal {
@@ -138,8 +138,10 @@ impl Journal {
     /// Forgets one session's entries and upload digests.
     pub(crate) fn forget_session(&self, session: &str) {
         let mut inner = self.lock();
-        inner.entries.retain(|entry| entry.session != session);
-        inner.first_upload.retain(|(owner, _), _| owner != session);
+        inner.entries.retain(|entry| &*entry.session != session);
+        inner
+            .first_upload
+            .retain(|(owner, _), _| &**owner != session);
     }
 
     /// Forgets every entry and every upload digest.

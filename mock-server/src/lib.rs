@@ -406,9 +406,11 @@ impl Builder {
             None => store::Store::new(nonce),
         }
         .with_idle_expiry(self.idle_expiry);
+        let fixtures = self.fixtures.unwrap_or_else(Fixtures::embedded);
         let app = Arc::new(app::App {
             clock: self.clock.clone(),
-            fixtures: self.fixtures.unwrap_or_else(Fixtures::embedded),
+            fansly_headers: app::FanslyHeaders::new(&fixtures.fansly),
+            fixtures,
             key,
             store,
             seed,

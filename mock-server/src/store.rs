@@ -108,10 +108,10 @@ pub(crate) struct Job {
     pub(crate) session: SessionId,
     /// Which provider's API created it.
     pub(crate) provider: Provider,
-    /// The id clients poll with.
-    pub(crate) id: String,
+    /// The id clients poll with (shared: every poll's snapshot and journal note points at it).
+    pub(crate) id: Arc<str>,
     /// The account path segment it was uploaded under.
-    pub(crate) account: String,
+    pub(crate) account: Arc<str>,
     /// Which endpoint took it (OnlyFans only; Fansly has one).
     pub(crate) destination: Destination,
     /// When the upload finished arriving.
@@ -173,8 +173,8 @@ impl Job {
             session: Arc::clone(&self.session),
             scenario: Arc::clone(&self.scenario),
             seq: self.seq,
-            id: self.id.clone(),
-            account: self.account.clone(),
+            id: Arc::clone(&self.id),
+            account: Arc::clone(&self.account),
             destination: self.destination,
             state,
             finished_at: self.finished_at,
@@ -203,9 +203,9 @@ pub(crate) struct Polled {
     /// The job's sequence number.
     pub(crate) seq: u64,
     /// The id clients poll with.
-    pub(crate) id: String,
+    pub(crate) id: Arc<str>,
     /// The account it was uploaded under.
-    pub(crate) account: String,
+    pub(crate) account: Arc<str>,
     /// Which endpoint took it.
     pub(crate) destination: Destination,
     /// The state this poll reports.
@@ -280,8 +280,10 @@ pub(crate) struct Store {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Keyed by (session, provider, id); a `BTreeMap` by sequence keeps listings in upload order.
-    jobs: HashMap<(SessionId, Provider, String), u64>,
+    /// Session → per provider (Fansly, OnlyFans): id → sequence number. Nested so that a poll
+    /// looks a job up by borrowed `&str`s, without building an owned key.
+    jobs: HashMap<SessionId, [HashMap<Arc<str>, u64>; 2]>,
+    /// Jobs by (provider, sequence): a `BTreeMap` keeps listings in upload order.
     by_seq: BTreeMap<(Provider, u64), Job>,
     next_seq: HashMap<Provider, u64>,
     /// CDN path token → media and the session whose clock judges its links.
@@ -294,6 +296,35 @@ struct Inner {
     credits: HashMap<String, u64>,
     /// When idle jobs were last looked for (server clock).
     last_sweep: Option<SystemTime>,
+}
+
+impl Inner {
+    /// The sequence number of `session`'s job `id`, looked up without allocating.
+    fn seq_of(&self, session: &str, provider: Provider, id: &str) -> Option<u64> {
+        self.jobs.get(session)?[provider_slot(provider)]
+            .get(id)
+            .copied()
+    }
+
+    /// Makes a job findable by its session and id.
+    fn index(&mut self, session: &SessionId, provider: Provider, id: Arc<str>, seq: u64) {
+        self.jobs.entry(Arc::clone(session)).or_default()[provider_slot(provider)].insert(id, seq);
+    }
+
+    /// Forgets a job's id (its session's index goes with its last job).
+    fn unindex(&mut self, job: &Job) {
+        if let Some(by_provider) = self.jobs.get_mut(&job.session) {
+            by_provider[provider_slot(job.provider)].remove(&job.id);
+            if by_provider.iter().all(HashMap::is_empty) {
+                self.jobs.remove(&job.session);
+            }
+        }
+    }
+}
+
+/// The index of a provider in per-provider arrays.
+fn provider_slot(provider: Provider) -> usize {
+    usize::from(provider == Provider::OnlyFans)
 }
 
 impl Store {
@@ -341,15 +372,15 @@ impl Store {
             })
             .map(|job| (job.provider, job.seq))
             .collect();
+        // One pass over the CDN tokens for all expired media, not one per job.
+        let mut gone_media = std::collections::HashSet::new();
         for key in expired {
             let Some(job) = inner.by_seq.remove(&key) else {
                 continue;
             };
-            inner
-                .jobs
-                .remove(&(Arc::clone(&job.session), job.provider, job.id.clone()));
+            inner.unindex(&job);
             if let Some(media) = &job.media {
-                inner.blobs.retain(|_, (kept, _)| !Arc::ptr_eq(kept, media));
+                gone_media.insert(Arc::as_ptr(media));
             }
             self.record(
                 || Record::Expired {
@@ -358,6 +389,11 @@ impl Store {
                 },
                 false,
             );
+        }
+        if !gone_media.is_empty() {
+            inner
+                .blobs
+                .retain(|_, (kept, _)| !gone_media.contains(&Arc::as_ptr(kept)));
         }
         let busy: std::collections::HashSet<SessionId> = inner
             .by_seq
@@ -443,9 +479,8 @@ impl Store {
         };
         self.sweep(&mut inner, now.checked_sub(offset).unwrap_or(now));
         *inner.credits.entry(job.api_key).or_default() += job.credits_used;
-        inner
-            .jobs
-            .insert((Arc::clone(&job.session), job.provider, id.clone()), seq);
+        let id: Arc<str> = id.into();
+        inner.index(&job.session, job.provider, Arc::clone(&id), seq);
         inner.by_seq.insert(
             (job.provider, seq),
             Job {
@@ -453,7 +488,7 @@ impl Store {
                 session: job.session,
                 provider: job.provider,
                 id,
-                account: job.account,
+                account: job.account.into(),
                 destination: job.destination,
                 created_at: now,
                 timeline: job.timeline,
@@ -501,11 +536,9 @@ impl Store {
         now: SystemTime,
     ) -> Option<Polled> {
         let mut inner = self.lock();
-        let seq = *inner
-            .jobs
-            .get(&(Arc::clone(session), provider, id.to_owned()))?;
+        let seq = inner.seq_of(session, provider, id)?;
         let job = inner.by_seq.get_mut(&(provider, seq))?;
-        if account.is_some_and(|account| account != job.account) {
+        if account.is_some_and(|account| account != &*job.account) {
             return None;
         }
         let state = job.observe(now);
@@ -566,9 +599,8 @@ impl Store {
         now: SystemTime,
     ) -> Result<(), ForceError> {
         let mut inner = self.lock();
-        let seq = *inner
-            .jobs
-            .get(&(Arc::clone(session), provider, id.to_owned()))
+        let seq = inner
+            .seq_of(session, provider, id)
             .ok_or(ForceError::NotFound)?;
         let job = inner
             .by_seq
@@ -729,7 +761,7 @@ impl Store {
     pub(crate) fn reset_session(&self, session: &SessionId) -> usize {
         let mut inner = self.lock();
         inner.sessions.remove(session);
-        inner.jobs.retain(|(owner, _, _), _| owner != session);
+        inner.jobs.remove(session);
         inner.blobs.retain(|_, (_, owner)| owner != session);
         let before = inner.by_seq.len();
         inner.by_seq.retain(|_, job| job.session != *session);
@@ -748,7 +780,7 @@ impl Store {
         let now_sec = now
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
-        let windows = &mut inner.windows[usize::from(provider == Provider::OnlyFans)];
+        let windows = &mut inner.windows[provider_slot(provider)];
         // Looked up by reference first: the hot path allocates no key.
         if let Some(window) = windows.get_mut(key) {
             return window.count(now_sec);
@@ -789,8 +821,8 @@ impl Store {
                 JobSummary {
                     session: Arc::clone(&job.session),
                     provider: job.provider,
-                    id: job.id.clone(),
-                    account: job.account.clone(),
+                    id: job.id.to_string(),
+                    account: job.account.to_string(),
                     state: job.timeline.state_at(elapsed, job.n_polls),
                     n_polls: job.n_polls,
                     created_at: job.created_at,
@@ -1010,11 +1042,7 @@ impl Store {
                         if let Some(job) = provider_of(&provider)
                             .and_then(|provider| inner.by_seq.remove(&(provider, seq)))
                         {
-                            inner.jobs.remove(&(
-                                Arc::clone(&job.session),
-                                job.provider,
-                                job.id.clone(),
-                            ));
+                            inner.unindex(&job);
                             if let Some(media) = &job.media {
                                 inner.blobs.retain(|_, (kept, _)| !Arc::ptr_eq(kept, media));
                             }
@@ -1071,7 +1099,7 @@ impl Store {
                     Record::SessionReset { session } => {
                         let session: SessionId = session.into();
                         inner.sessions.remove(&session);
-                        inner.jobs.retain(|(owner, _, _), _| *owner != session);
+                        inner.jobs.remove(&session);
                         inner.blobs.retain(|_, (_, owner)| *owner != session);
                         inner.by_seq.retain(|_, job| job.session != session);
                     }
@@ -1127,8 +1155,8 @@ impl Store {
                 seq: job.seq,
                 session: job.session.to_string(),
                 provider: job.provider.slug().to_owned(),
-                id: job.id.clone(),
-                account: job.account.clone(),
+                id: job.id.to_string(),
+                account: job.account.to_string(),
                 vault: job.destination == Destination::Vault,
                 created_at_ms: unix_ms(job.created_at),
                 timeline: TimelineRecord::from(&job.timeline),
@@ -1256,17 +1284,16 @@ fn restore_job(
     }
     let next_seq = inner.next_seq.entry(provider).or_insert(1);
     *next_seq = (*next_seq).max(job.seq + 1);
-    inner
-        .jobs
-        .insert((Arc::clone(&session), provider, job.id.clone()), job.seq);
+    let id: Arc<str> = job.id.into();
+    inner.index(&session, provider, Arc::clone(&id), job.seq);
     inner.by_seq.insert(
         (provider, job.seq),
         Job {
             seq: job.seq,
             session,
             provider,
-            id: job.id,
-            account: job.account,
+            id,
+            account: job.account.into(),
             destination: if job.vault {
                 Destination::Vault
             } else {

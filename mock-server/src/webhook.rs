@@ -82,8 +82,8 @@ async fn deliver(app: &App, config: &WebhookConfig, polled: Polled) {
     };
     let behaviour = polled.scenario.webhook;
     let note = || journal::Note {
-        job_id: Some(polled.id.clone()),
-        scenario: Some(polled.scenario.name.clone()),
+        job_id: Some(Arc::clone(&polled.id)),
+        scenario: Some(Arc::clone(&polled.scenario)),
         ..journal::Note::default()
     };
     if behaviour.drop {
@@ -150,7 +150,7 @@ fn record(
     note.fault = fault;
     app.journal.record(journal::Entry {
         seq: 0,
-        session: polled.session.to_string(),
+        session: Arc::clone(&polled.session),
         at: app.now(&polled.session),
         method: http::Method::POST,
         path: config.url.clone(),

@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use self::error::ApiError;
 use crate::app::{App, UploadPlan};
 use crate::clock::{iso_millis, saturating_add, unix_secs};
-use crate::http::{Body, RequestCtx, finish, header_text, json};
+use crate::http::{Body, RequestCtx, finish, json};
 use crate::job::JobState;
 use crate::job::{Outcome, Phase};
 use crate::journal::Note;
@@ -28,6 +28,17 @@ use crate::store::{Destination, NewJob, Polled, SessionId, StoredMedia};
 
 const QUEUED_MESSAGE: &str = "Upload job queued. Use the status endpoint to track progress.";
 
+/// The first media id; upload `seq` owns the 16 ids from `MEDIA_ID_BASE + seq * 16`.
+const MEDIA_ID_BASE: u64 = 874_740_000_000_000_000;
+
+/// The CDN token of the media behind a Fansly media or variant id: variants take the slots after
+/// their media's id, so one store entry per upload serves every link it has.
+pub(crate) fn media_token(id: &str) -> Option<String> {
+    let id: u64 = id.parse().ok()?;
+    let slot = id.checked_sub(MEDIA_ID_BASE)? % 16;
+    Some((id - slot).to_string())
+}
+
 /// Ids of one upload, derived from its sequence number so they are stable and unique.
 struct Ids {
     media_id: u64,
@@ -37,7 +48,7 @@ struct Ids {
 impl Ids {
     fn new(seq: u64) -> Self {
         Self {
-            media_id: 874_740_000_000_000_000 + seq * 16,
+            media_id: MEDIA_ID_BASE + seq * 16,
             account_media_id: 875_500_000_000_000_000 + seq * 16,
         }
     }
@@ -71,14 +82,15 @@ pub(crate) async fn route(
         }
     };
     let now = app.now(&session);
-    let key = header_text(&req, "x-api-key").map(str::to_owned);
+    // A clone of the header value shares the request's bytes: no copy on the poll path.
+    let key_header = req.headers().get("x-api-key").cloned();
+    let key = key_header.as_ref().and_then(|value| value.to_str().ok());
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let authorized = is_key_accepted(&app.api_keys, key.as_deref());
+    let authorized = is_key_accepted(&app.api_keys, key);
     let limit = app.fixtures.fansly.limit_per_minute;
     let window = app
         .store
-        .count_request(Provider::Fansly, key.as_deref().unwrap_or_default(), now);
+        .count_request(Provider::Fansly, key.unwrap_or_default(), now);
     let result = match (&method, rest) {
         _ if app.enforce_rate_limits && window.n_requests > limit => Err(ApiError::Injected {
             status: 429,
@@ -92,25 +104,25 @@ pub(crate) async fn route(
         }
         (&Method::POST, [_, "media", "upload"])
         | (&Method::GET, ["media", "upload", _, "status"]) => {
-            if let Some(key) = &key {
+            if let Some(key) = key {
                 tracing::info!(key = %redact_key(key), "fansly key refused");
             }
             Err(ApiError::Unauthorized)
         }
         _ => Err(ApiError::RouteNotFound {
             method: method.to_string(),
-            path,
+            path: req.uri().path().to_owned(),
         }),
     };
     let mut response = result.unwrap_or_else(|err| err.into_response(iso_millis(now)));
     let headers = response.headers_mut();
-    headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
+    headers.insert("x-ratelimit-limit", app.fansly_headers.limit.clone());
     headers.insert(
         "x-ratelimit-remaining",
         HeaderValue::from(limit.saturating_sub(window.n_requests)),
     );
-    if let Ok(plan) = HeaderValue::from_str(&app.fixtures.fansly.plan) {
-        headers.insert("x-ratelimit-plan", plan);
+    if let Some(plan) = &app.fansly_headers.plan {
+        headers.insert("x-ratelimit-plan", plan.clone());
     }
     response
 }
@@ -160,15 +172,13 @@ async fn upload(
     let seq = app.store.next_seq(Provider::Fansly);
     let ids = Ids::new(seq);
     let job_number = app.store.next_job_number(session, Provider::Fansly);
-    let tokens: Vec<String> = std::iter::once(ids.media_id)
-        .chain((0..fixture.variant_short_sides.len()).map(|idx| ids.variant_id(idx)))
-        .map(|id| id.to_string())
-        .collect();
+    // Variant links reach the media through `media_token`.
+    let tokens = [ids.media_id.to_string()];
     let job_id = job_number.to_string();
     let note = Note {
         parts,
-        job_id: Some(job_id.clone()),
-        scenario: Some(scenario.name.clone()),
+        job_id: Some(job_id.as_str().into()),
+        scenario: Some(Arc::clone(&scenario)),
         sha256: Some(file.sha256),
         fault: None,
         state: None,
@@ -232,8 +242,8 @@ fn status(
         .poll(session, Provider::Fansly, job_id, None, now)
         .ok_or(ApiError::JobNotFound)?;
     let note = Note {
-        job_id: Some(polled.id.clone()),
-        scenario: Some(polled.scenario.name.clone()),
+        job_id: Some(Arc::clone(&polled.id)),
+        scenario: Some(Arc::clone(&polled.scenario)),
         ..Note::default()
     };
     let fault = match crate::http::poll_fault(app, Provider::Fansly, &polled) {
@@ -267,7 +277,7 @@ fn status(
             };
             let data = wire::Status {
                 success: true,
-                job_id: polled.id.clone(),
+                job_id: polled.id.to_string(),
                 state,
                 progress,
                 result,
@@ -342,7 +352,7 @@ fn result(app: &App, ctx: &RequestCtx, polled: &Polled) -> Result<wire::UploadRe
         account_media: vec![wire::AccountMedia {
             id: ids.account_media_id.to_string(),
             media_id: media_id.clone(),
-            account_id: polled.account.clone(),
+            account_id: polled.account.to_string(),
             media: wire::Media {
                 id: media_id.clone(),
                 kind,
@@ -370,6 +380,23 @@ mod tests {
         assert!(!is_valid_form_inputs(r#"[{"type":"1","value":"hi"}]"#));
         assert!(!is_valid_form_inputs(r#"{"type":1,"value":"hi"}"#));
         assert!(!is_valid_form_inputs("not json"));
+    }
+
+    #[test]
+    fn every_id_of_an_upload_leads_to_its_media() {
+        let ids = Ids::new(7);
+        let media = ids.media_id.to_string();
+        assert_eq!(media_token(&media).as_deref(), Some(media.as_str()));
+        for idx in 0..15 {
+            let variant = ids.variant_id(idx).to_string();
+            assert_eq!(media_token(&variant).as_deref(), Some(media.as_str()));
+        }
+        assert_eq!(
+            media_token(&Ids::new(8).media_id.to_string()).as_deref(),
+            Some(Ids::new(8).media_id.to_string().as_str())
+        );
+        assert_eq!(media_token("12"), None);
+        assert_eq!(media_token("not-a-number"), None);
     }
 
     #[test]

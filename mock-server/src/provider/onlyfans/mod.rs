@@ -237,8 +237,8 @@ async fn upload(
     let sha256 = media.as_ref().map(|media| media.sha256);
     let note = |job_id: &str| Note {
         parts: parts.clone(),
-        job_id: Some(job_id.to_owned()),
-        scenario: Some(scenario.name.clone()),
+        job_id: Some(job_id.into()),
+        scenario: Some(Arc::clone(&scenario)),
         sha256,
         fault: None,
         state: None,
@@ -360,8 +360,8 @@ fn status(
         .poll(session, Provider::OnlyFans, upload_id, Some(account), now)
         .ok_or(ApiError::UploadNotFound)?;
     let note = Note {
-        job_id: Some(polled.id.clone()),
-        scenario: Some(polled.scenario.name.clone()),
+        job_id: Some(Arc::clone(&polled.id)),
+        scenario: Some(Arc::clone(&polled.scenario)),
         ..Note::default()
     };
     let fault = match crate::http::poll_fault(app, Provider::OnlyFans, &polled) {
@@ -410,7 +410,7 @@ fn status(
 
 /// What a poll of `polled` answers; links point at `origin`.
 fn status_reply(app: &App, origin: &str, polled: &Polled) -> Result<wire::Status, ApiError> {
-    let prefixed_id = polled.id.clone();
+    let prefixed_id = polled.id.to_string();
     Ok(match polled.state.clone() {
         JobState::Running {
             phase: Phase::Queued,
@@ -458,7 +458,7 @@ pub(crate) fn webhook_body(app: &App, polled: &Polled) -> Option<bytes::Bytes> {
     let payload = status_reply(app, &app.origin, polled).ok()?;
     let envelope = wire::WebhookEnvelope {
         event,
-        account_id: polled.account.clone(),
+        account_id: polled.account.to_string(),
         payload,
     };
     serde_json::to_vec(&envelope).ok().map(bytes::Bytes::from)
