@@ -15,7 +15,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncWriteExt as _, BufWriter};
 
 use crate::media::{self, MediaInfo};
 
@@ -293,6 +292,10 @@ fn lossy_file_name(headers: &http::HeaderMap) -> Option<String> {
 }
 
 /// Streams chunks into a new temp file in `dir`, hashing as it goes, then probes the result.
+///
+/// The network side (this task: multer, quota, the sniffing head) and the disk side (a blocking
+/// task: SHA-256 and `write`) run on different threads, joined by a short channel, so a large
+/// upload keeps both cores busy and memory holds at most a few chunks.
 pub(crate) async fn store<S>(
     chunks: S,
     file_name: Option<String>,
@@ -307,34 +310,31 @@ where
         .tempfile_in(dir)
         .map_err(UploadError::Storage)?;
     let (file, mut path) = temp.into_parts();
-    let mut writer = BufWriter::with_capacity(256 * 1024, tokio::fs::File::from_std(file));
-    let mut hasher = Sha256::new();
-    let mut head = Vec::with_capacity(media::HEAD_LEN);
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE_CHUNKS);
+    let must_sync = limits.keep_files;
+    let writer = tokio::task::spawn_blocking(move || hash_and_write(file, receiver, must_sync));
+    let mut head = Vec::new();
     let mut size: u64 = 0;
     let mut reservation = Reservation::new(&limits.quota);
     let mut chunks = std::pin::pin!(chunks);
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk?;
         reservation.grow(chunk.len() as u64)?;
-        hasher.update(&chunk);
         if head.len() < media::HEAD_LEN {
             let room = media::HEAD_LEN - head.len();
             head.extend_from_slice(&chunk[..chunk.len().min(room)]);
         }
         size += chunk.len() as u64;
-        writer
-            .write_all(&chunk)
-            .await
-            .map_err(UploadError::Storage)?;
+        if sender.send(chunk).await.is_err() {
+            // The writer stopped early: its error is what to report.
+            break;
+        }
     }
-    writer.flush().await.map_err(UploadError::Storage)?;
-    let file = writer.into_inner();
-    // Only a file that must outlive the process (`--state-dir`) waits for the disk; in memory
-    // mode the page cache is as durable as the process.
-    if limits.keep_files {
-        file.sync_data().await.map_err(UploadError::Storage)?;
-    }
-    drop(file);
+    drop(sender);
+    let sha256 = writer
+        .await
+        .map_err(|join| UploadError::Storage(std::io::Error::other(join)))?
+        .map_err(UploadError::Storage)?;
     path.disable_cleanup(limits.keep_files);
     let probe_path = path.to_path_buf();
     let info = tokio::task::spawn_blocking(move || media::probe(&probe_path, &head))
@@ -344,10 +344,47 @@ where
         path,
         file_name,
         size,
-        sha256: hasher.finalize().into(),
+        sha256,
         info,
         reservation,
     })
+}
+
+/// Chunks in flight between the network and the disk side of one upload.
+const WRITE_QUEUE_CHUNKS: usize = 2;
+
+/// Chunks smaller than this are gathered before a `write`, so a body that arrives in small pieces
+/// does not cost a system call each; larger ones are written as they come.
+const WRITE_AT_LEAST: usize = 128 * 1024;
+
+/// The disk side of [`store`]: hashes and writes every chunk, in order, until the channel closes.
+/// Only a file that must outlive the process (`--state-dir`) waits for the disk; in memory mode
+/// the page cache is as durable as the process.
+fn hash_and_write(
+    mut file: std::fs::File,
+    mut chunks: tokio::sync::mpsc::Receiver<Bytes>,
+    must_sync: bool,
+) -> std::io::Result<[u8; 32]> {
+    use std::io::Write as _;
+    let mut hasher = Sha256::new();
+    let mut pending = Vec::new();
+    while let Some(chunk) = chunks.blocking_recv() {
+        hasher.update(&chunk);
+        if pending.is_empty() && chunk.len() >= WRITE_AT_LEAST {
+            file.write_all(&chunk)?;
+            continue;
+        }
+        pending.extend_from_slice(&chunk);
+        if pending.len() >= WRITE_AT_LEAST {
+            file.write_all(&pending)?;
+            pending.clear();
+        }
+    }
+    file.write_all(&pending)?;
+    if must_sync {
+        file.sync_data()?;
+    }
+    Ok(hasher.finalize().into())
 }
 
 /// Why a `file_url` could not be fetched. The client only ever sees the provider's fixed text.
