@@ -21,16 +21,22 @@ use crate::app::App;
 use crate::http::{Body, full};
 use crate::signing;
 
-/// The path token that names the media behind a CDN path (segments after `/cdn/`).
-///
-/// - `fansly/{id}.{ext}`: the media or variant id, which names its media's id.
-/// - `onlyfans/files/{a}/{ab}/{token}/{name}`: the 32-hex directory.
-/// - `onlyfans/upload/{token}/{digits}/{name}`: the source-upload id.
-fn token(segments: &[&str]) -> Option<String> {
+/// What names the media behind a CDN path (segments after `/cdn/`).
+#[derive(Debug, PartialEq, Eq)]
+enum MediaKey<'p> {
+    /// `fansly/{id}.{ext}`: a media or variant id, derived from its upload's sequence number.
+    FanslyUpload(u64),
+    /// `onlyfans/files/{a}/{ab}/{token}/{name}` (the 32-hex directory) or
+    /// `onlyfans/upload/{token}/{digits}/{name}` (the source-upload id).
+    Token(&'p str),
+}
+
+fn media_key<'p>(segments: &[&'p str]) -> Option<MediaKey<'p>> {
     match segments {
-        ["fansly", file] => crate::provider::fansly::media_token(file.split('.').next()?),
-        ["onlyfans", "files", _, _, token, _] => Some((*token).to_owned()),
-        ["onlyfans", "upload", token, _, _] => Some((*token).to_owned()),
+        ["fansly", file] => crate::provider::fansly::seq_of_media_id(file.split('.').next()?)
+            .map(MediaKey::FanslyUpload),
+        ["onlyfans", "files", _, _, token, _] => Some(MediaKey::Token(token)),
+        ["onlyfans", "upload", token, _, _] => Some(MediaKey::Token(token)),
         _ => None,
     }
 }
@@ -39,7 +45,10 @@ fn token(segments: &[&str]) -> Option<String> {
 pub(crate) async fn serve(app: &App, req: &Request<Incoming>, segments: &[&str]) -> Response<Body> {
     let path = req.uri().path();
     let query = req.uri().query().unwrap_or_default();
-    let found = token(segments).and_then(|token| app.store.media(&token));
+    let found = media_key(segments).and_then(|key| match key {
+        MediaKey::FanslyUpload(seq) => app.store.media_of_job(crate::Provider::Fansly, seq),
+        MediaKey::Token(token) => app.store.media(token),
+    });
     // A link is judged by the clock of the session that owns the media.
     let now = match &found {
         Some((_, session)) => app.now(session),
@@ -167,24 +176,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_come_from_each_providers_path_shape() {
+    fn media_keys_come_from_each_providers_path_shape() {
         assert_eq!(
-            token(&["fansly", "874740000000000016.jpeg"]).as_deref(),
-            Some("874740000000000016")
+            media_key(&["fansly", "874740000000000016.jpeg"]),
+            Some(MediaKey::FanslyUpload(1))
         );
         assert_eq!(
-            token(&["fansly", "874740000000000019.jpeg"]).as_deref(),
-            Some("874740000000000016"),
-            "a variant's id names its media"
+            media_key(&["fansly", "874740000000000019.jpeg"]),
+            Some(MediaKey::FanslyUpload(1)),
+            "a variant's id names its upload"
+        );
+        assert_eq!(media_key(&["fansly", "12.jpeg"]), None);
+        assert_eq!(
+            media_key(&["onlyfans", "files", "a", "ab", "abcd", "300x544_abcd.jpg"]),
+            Some(MediaKey::Token("abcd"))
         );
         assert_eq!(
-            token(&["onlyfans", "files", "a", "ab", "abcd", "300x544_abcd.jpg"]).as_deref(),
-            Some("abcd")
+            media_key(&["onlyfans", "upload", "uuid", "000000000001", "photo.jpg"]),
+            Some(MediaKey::Token("uuid"))
         );
-        assert_eq!(
-            token(&["onlyfans", "upload", "uuid", "000000000001", "photo.jpg"]).as_deref(),
-            Some("uuid")
-        );
-        assert_eq!(token(&["onlyfans", "files", "a"]), None);
+        assert_eq!(media_key(&["onlyfans", "files", "a"]), None);
     }
 }

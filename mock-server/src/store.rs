@@ -283,8 +283,10 @@ struct Inner {
     /// Session → per provider (Fansly, OnlyFans): id → sequence number. Nested so that a poll
     /// looks a job up by borrowed `&str`s, without building an owned key.
     jobs: HashMap<SessionId, [HashMap<Arc<str>, u64>; 2]>,
-    /// Jobs by (provider, sequence): a `BTreeMap` keeps listings in upload order.
-    by_seq: BTreeMap<(Provider, u64), Job>,
+    /// Jobs by (provider, sequence): a `BTreeMap` keeps listings in upload order. Boxed, because
+    /// B-tree nodes filled by ascending keys stay about half empty, and an empty slot then costs
+    /// a pointer instead of a whole job.
+    by_seq: BTreeMap<(Provider, u64), Box<Job>>,
     next_seq: HashMap<Provider, u64>,
     /// CDN path token → media and the session whose clock judges its links.
     blobs: HashMap<String, (Arc<StoredMedia>, SessionId)>,
@@ -483,7 +485,7 @@ impl Store {
         inner.index(&job.session, job.provider, Arc::clone(&id), seq);
         inner.by_seq.insert(
             (job.provider, seq),
-            Job {
+            Box::new(Job {
                 seq,
                 session: job.session,
                 provider: job.provider,
@@ -505,7 +507,7 @@ impl Store {
                 },
                 last_touched: now,
                 rendered: None,
-            },
+            }),
         );
     }
 
@@ -629,6 +631,18 @@ impl Store {
     /// The media a CDN path token points at, and the session that owns it.
     pub(crate) fn media(&self, token: &str) -> Option<(Arc<StoredMedia>, SessionId)> {
         self.lock().blobs.get(token).cloned()
+    }
+
+    /// The media of job `seq`, and the session that owns it: for links whose path names the job
+    /// (Fansly's media ids), which need no token entry of their own.
+    pub(crate) fn media_of_job(
+        &self,
+        provider: Provider,
+        seq: u64,
+    ) -> Option<(Arc<StoredMedia>, SessionId)> {
+        let inner = self.lock();
+        let job = inner.by_seq.get(&(provider, seq))?;
+        Some((Arc::clone(job.media.as_ref()?), Arc::clone(&job.session)))
     }
 
     /// The next Fansly-style job number (1, 2, ...) in `session`.
@@ -1288,7 +1302,7 @@ fn restore_job(
     inner.index(&session, provider, Arc::clone(&id), job.seq);
     inner.by_seq.insert(
         (provider, job.seq),
-        Job {
+        Box::new(Job {
             seq: job.seq,
             session,
             provider,
@@ -1314,7 +1328,7 @@ fn restore_job(
             },
             last_touched: from_unix_ms(job.touched_ms.unwrap_or(job.created_at_ms)),
             rendered: None,
-        },
+        }),
     );
 }
 

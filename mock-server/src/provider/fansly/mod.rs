@@ -31,12 +31,12 @@ const QUEUED_MESSAGE: &str = "Upload job queued. Use the status endpoint to trac
 /// The first media id; upload `seq` owns the 16 ids from `MEDIA_ID_BASE + seq * 16`.
 const MEDIA_ID_BASE: u64 = 874_740_000_000_000_000;
 
-/// The CDN token of the media behind a Fansly media or variant id: variants take the slots after
-/// their media's id, so one store entry per upload serves every link it has.
-pub(crate) fn media_token(id: &str) -> Option<String> {
+/// The upload behind a Fansly media or variant id in a CDN path: ids are derived from the
+/// upload's sequence number, so links need no lookup table of their own.
+pub(crate) fn seq_of_media_id(id: &str) -> Option<u64> {
     let id: u64 = id.parse().ok()?;
-    let slot = id.checked_sub(MEDIA_ID_BASE)? % 16;
-    Some((id - slot).to_string())
+    let seq = id.checked_sub(MEDIA_ID_BASE)? / 16;
+    (seq > 0).then_some(seq)
 }
 
 /// Ids of one upload, derived from its sequence number so they are stable and unique.
@@ -172,8 +172,8 @@ async fn upload(
     let seq = app.store.next_seq(Provider::Fansly);
     let ids = Ids::new(seq);
     let job_number = app.store.next_job_number(session, Provider::Fansly);
-    // Variant links reach the media through `media_token`.
-    let tokens = [ids.media_id.to_string()];
+    // Links reach the media through `seq_of_media_id`: no token entries.
+    let tokens: [String; 0] = [];
     let job_id = job_number.to_string();
     let note = Note {
         parts,
@@ -383,20 +383,17 @@ mod tests {
     }
 
     #[test]
-    fn every_id_of_an_upload_leads_to_its_media() {
-        let ids = Ids::new(7);
-        let media = ids.media_id.to_string();
-        assert_eq!(media_token(&media).as_deref(), Some(media.as_str()));
-        for idx in 0..15 {
-            let variant = ids.variant_id(idx).to_string();
-            assert_eq!(media_token(&variant).as_deref(), Some(media.as_str()));
+    fn every_id_of_an_upload_leads_to_its_upload() {
+        for seq in [1, 7, 8, 1_000_000] {
+            let ids = Ids::new(seq);
+            assert_eq!(seq_of_media_id(&ids.media_id.to_string()), Some(seq));
+            for idx in 0..15 {
+                assert_eq!(seq_of_media_id(&ids.variant_id(idx).to_string()), Some(seq));
+            }
         }
-        assert_eq!(
-            media_token(&Ids::new(8).media_id.to_string()).as_deref(),
-            Some(Ids::new(8).media_id.to_string().as_str())
-        );
-        assert_eq!(media_token("12"), None);
-        assert_eq!(media_token("not-a-number"), None);
+        assert_eq!(seq_of_media_id("12"), None);
+        assert_eq!(seq_of_media_id(&MEDIA_ID_BASE.to_string()), None);
+        assert_eq!(seq_of_media_id("not-a-number"), None);
     }
 
     #[test]
