@@ -293,9 +293,10 @@ fn lossy_file_name(headers: &http::HeaderMap) -> Option<String> {
 
 /// Streams chunks into a new temp file in `dir`, hashing as it goes, then probes the result.
 ///
-/// The network side (this task: multer, quota, the sniffing head) and the disk side (a blocking
-/// task: SHA-256 and `write`) run on different threads, joined by a short channel, so a large
-/// upload keeps both cores busy and memory holds at most a few chunks.
+/// A small file is gathered in memory (up to [`PIPELINE_FROM`]) and written, hashed and probed in
+/// one blocking task. A larger one is pipelined: the network side (this task: multer, quota, the
+/// sniffing head) and the disk side (a blocking task: SHA-256 and `write`) run on different
+/// threads, joined by a short channel, so both cores work and memory holds a few chunks at most.
 pub(crate) async fn store<S>(
     chunks: S,
     file_name: Option<String>,
@@ -310,9 +311,14 @@ where
         .tempfile_in(dir)
         .map_err(UploadError::Storage)?;
     let (file, mut path) = temp.into_parts();
-    let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE_CHUNKS);
     let must_sync = limits.keep_files;
-    let writer = tokio::task::spawn_blocking(move || hash_and_write(file, receiver, must_sync));
+    let mut file = Some(file);
+    let mut gathered: Vec<Bytes> = Vec::new();
+    let mut gathered_len = 0;
+    let mut pipeline: Option<(
+        tokio::sync::mpsc::Sender<Bytes>,
+        tokio::task::JoinHandle<std::io::Result<[u8; 32]>>,
+    )> = None;
     let mut head = Vec::new();
     let mut size: u64 = 0;
     let mut reservation = Reservation::new(&limits.quota);
@@ -325,21 +331,46 @@ where
             head.extend_from_slice(&chunk[..chunk.len().min(room)]);
         }
         size += chunk.len() as u64;
-        if sender.send(chunk).await.is_err() {
-            // The writer stopped early: its error is what to report.
-            break;
+        if let Some((sender, _)) = &pipeline {
+            if sender.send(chunk).await.is_err() {
+                // The writer stopped early: its error is what to report.
+                break;
+            }
+            continue;
+        }
+        gathered_len += chunk.len();
+        gathered.push(chunk);
+        if gathered_len >= PIPELINE_FROM {
+            let (sender, receiver) = tokio::sync::mpsc::channel(WRITE_QUEUE_CHUNKS);
+            let (file, first) = (file.take(), std::mem::take(&mut gathered));
+            let writer = tokio::task::spawn_blocking(move || {
+                let file = file.ok_or_else(|| std::io::Error::other("file already taken"))?;
+                hash_and_write(file, first, Some(receiver), must_sync)
+            });
+            pipeline = Some((sender, writer));
         }
     }
-    drop(sender);
-    let sha256 = writer
-        .await
+    let probe_path = path.to_path_buf();
+    let joined = match pipeline {
+        Some((sender, writer)) => {
+            drop(sender);
+            let sha256 = writer.await;
+            let info = tokio::task::spawn_blocking(move || media::probe(&probe_path, &head)).await;
+            sha256.and_then(|sha256| info.map(|info| sha256.map(|sha256| (sha256, info))))
+        }
+        None => {
+            tokio::task::spawn_blocking(move || {
+                let file = file.ok_or_else(|| std::io::Error::other("file already taken"))?;
+                let sha256 = hash_and_write(file, gathered, None, must_sync)?;
+                Ok((sha256, media::probe(&probe_path, &head)))
+            })
+            .await
+        }
+    };
+    let (sha256, info) = joined
         .map_err(|join| UploadError::Storage(std::io::Error::other(join)))?
         .map_err(UploadError::Storage)?;
     path.disable_cleanup(limits.keep_files);
-    let probe_path = path.to_path_buf();
-    let info = tokio::task::spawn_blocking(move || media::probe(&probe_path, &head))
-        .await
-        .map_err(|join| UploadError::Storage(std::io::Error::other(join)))?;
     Ok(Received {
         path,
         file_name,
@@ -350,6 +381,10 @@ where
     })
 }
 
+/// Files smaller than this are gathered in memory and stored by one blocking task; larger ones
+/// are pipelined to a writer thread as they arrive.
+const PIPELINE_FROM: usize = 256 * 1024;
+
 /// Chunks in flight between the network and the disk side of one upload.
 const WRITE_QUEUE_CHUNKS: usize = 2;
 
@@ -357,18 +392,20 @@ const WRITE_QUEUE_CHUNKS: usize = 2;
 /// does not cost a system call each; larger ones are written as they come.
 const WRITE_AT_LEAST: usize = 128 * 1024;
 
-/// The disk side of [`store`]: hashes and writes every chunk, in order, until the channel closes.
-/// Only a file that must outlive the process (`--state-dir`) waits for the disk; in memory mode
-/// the page cache is as durable as the process.
+/// The disk side of [`store`]: hashes and writes `first`, then every chunk from `rest` until it
+/// closes, in order. Only a file that must outlive the process (`--state-dir`) waits for the
+/// disk; in memory mode the page cache is as durable as the process.
 fn hash_and_write(
     mut file: std::fs::File,
-    mut chunks: tokio::sync::mpsc::Receiver<Bytes>,
+    first: Vec<Bytes>,
+    mut rest: Option<tokio::sync::mpsc::Receiver<Bytes>>,
     must_sync: bool,
 ) -> std::io::Result<[u8; 32]> {
     use std::io::Write as _;
     let mut hasher = Sha256::new();
     let mut pending = Vec::new();
-    while let Some(chunk) = chunks.blocking_recv() {
+    let later = std::iter::from_fn(|| rest.as_mut()?.blocking_recv());
+    for chunk in first.into_iter().chain(later) {
         hasher.update(&chunk);
         if pending.is_empty() && chunk.len() >= WRITE_AT_LEAST {
             file.write_all(&chunk)?;
