@@ -315,10 +315,7 @@ where
     let mut file = Some(file);
     let mut gathered: Vec<Bytes> = Vec::new();
     let mut gathered_len = 0;
-    let mut pipeline: Option<(
-        tokio::sync::mpsc::Sender<Bytes>,
-        tokio::task::JoinHandle<std::io::Result<[u8; 32]>>,
-    )> = None;
+    let mut pipeline: Option<Pipeline> = None;
     let mut head = Vec::new();
     let mut size: u64 = 0;
     let mut reservation = Reservation::new(&limits.quota);
@@ -380,6 +377,12 @@ where
         reservation,
     })
 }
+
+/// A large upload's way to its writer thread, and the digest the writer returns.
+type Pipeline = (
+    tokio::sync::mpsc::Sender<Bytes>,
+    tokio::task::JoinHandle<std::io::Result<[u8; 32]>>,
+);
 
 /// Files smaller than this are gathered in memory and stored by one blocking task; larger ones
 /// are pipelined to a writer thread as they arrive.
