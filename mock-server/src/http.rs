@@ -73,10 +73,14 @@ pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Respon
 }
 
 /// Per-request facts handlers need besides the [`App`].
-#[derive(Debug, Clone)]
-pub(crate) struct RequestCtx {
-    /// `scheme://host[:port]` for links that must come back to this server.
-    pub(crate) origin: String,
+#[derive(Debug)]
+pub(crate) struct RequestCtx<'a> {
+    /// `--public-url`, which wins over the request's `Host`.
+    public_url: Option<&'a str>,
+    /// The `Host` the client sent, if it is fit for a URL (a clone shares the request's bytes).
+    host: Option<HeaderValue>,
+    /// The address that accepted the connection, for a request without a usable `Host`.
+    local: SocketAddr,
     /// The `X-Mock-Session` the request names, or why it is not a valid name.
     pub(crate) session: Result<SessionId, String>,
 }
@@ -110,33 +114,54 @@ pub(crate) fn session_of<B>(req: &Request<B>) -> Result<SessionId, String> {
     }
 }
 
-impl RequestCtx {
+impl<'a> RequestCtx<'a> {
     fn new(
-        app: &App,
+        app: &'a App,
         req: &Request<Incoming>,
         local: SocketAddr,
         session: Result<SessionId, String>,
     ) -> Self {
-        let origin = match &app.public_url {
-            Some(url) => url.trim_end_matches('/').to_owned(),
-            None => {
-                let host = req
-                    .headers()
-                    .get(header::HOST)
-                    .and_then(|host| host.to_str().ok())
-                    .filter(|host| {
-                        !host.is_empty()
-                            && host
-                                .bytes()
-                                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-                    });
-                match host {
-                    Some(host) => format!("http://{host}"),
-                    None => format!("http://{local}"),
-                }
-            }
-        };
-        Self { origin, session }
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .filter(|host| {
+                !host.is_empty()
+                    && host
+                        .as_bytes()
+                        .iter()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(b))
+            })
+            .cloned();
+        Self {
+            public_url: app
+                .public_url
+                .as_deref()
+                .map(|url| url.trim_end_matches('/')),
+            host,
+            local,
+            session,
+        }
+    }
+
+    /// `scheme://host[:port]` for links that must come back to this server. Built on demand:
+    /// a poll answered from a cached rendering never needs it.
+    pub(crate) fn origin(&self) -> String {
+        match (self.public_url, &self.host) {
+            (Some(url), _) => url.to_owned(),
+            (None, Some(host)) => format!("http://{}", String::from_utf8_lossy(host.as_bytes())),
+            (None, None) => format!("http://{}", self.local),
+        }
+    }
+
+    /// Whether `candidate` is what [`RequestCtx::origin`] would build, without building it.
+    pub(crate) fn is_origin(&self, candidate: &str) -> bool {
+        match (self.public_url, &self.host) {
+            (Some(url), _) => candidate == url,
+            (None, Some(host)) => candidate
+                .strip_prefix("http://")
+                .is_some_and(|rest| rest.as_bytes() == host.as_bytes()),
+            (None, None) => candidate == self.origin(),
+        }
     }
 }
 
@@ -270,14 +295,28 @@ async fn answer(
 
 async fn handle(
     app: &App,
-    ctx: &RequestCtx,
+    ctx: &RequestCtx<'_>,
     req: Request<Incoming>,
     path: &str,
     peer: SocketAddr,
 ) -> Response<Body> {
     let method = req.method().clone();
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let response = match segments.as_slice() {
+    // Every route has fewer segments than this; a longer path is split into a `Vec`.
+    let mut split = [""; 12];
+    let mut n_segments = 0;
+    let mut parts = path.trim_start_matches('/').split('/');
+    for (slot, part) in split.iter_mut().zip(&mut parts) {
+        *slot = part;
+        n_segments += 1;
+    }
+    let long: Vec<&str>;
+    let segments: &[&str] = if n_segments == split.len() && parts.next().is_some() {
+        long = path.trim_start_matches('/').split('/').collect();
+        &long
+    } else {
+        &split[..n_segments]
+    };
+    let response = match segments {
         ["__admin", rest @ ..] => {
             let presented = header_text(&req, header::AUTHORIZATION.as_str());
             match admin::refusal(app.admin_token.as_deref(), peer, presented) {

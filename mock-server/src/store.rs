@@ -231,11 +231,11 @@ pub(crate) struct Polled {
 }
 
 impl Polled {
-    /// The cached answer, if it was rendered for `origin`.
-    pub(crate) fn rendered_for(&self, origin: &str) -> Option<bytes::Bytes> {
+    /// The cached answer, if it was rendered for an origin `is_origin` accepts.
+    pub(crate) fn rendered_for(&self, is_origin: impl Fn(&str) -> bool) -> Option<bytes::Bytes> {
         self.rendered
             .as_ref()
-            .filter(|rendered| rendered.origin == origin)
+            .filter(|rendered| is_origin(&rendered.origin))
             .map(|rendered| rendered.bytes.clone())
     }
 }
@@ -788,18 +788,32 @@ impl Store {
         before - inner.by_seq.len()
     }
 
-    /// Counts a request against `key`'s one-minute sliding window.
-    pub(crate) fn count_request(&self, provider: Provider, key: &str, now: SystemTime) -> Window {
+    /// A provider request arriving: the time on its session's clock, and `key`'s one-minute
+    /// sliding window with this request counted. One lock for both, since every provider request
+    /// needs them.
+    pub(crate) fn arrive(
+        &self,
+        provider: Provider,
+        key: &str,
+        session: &SessionId,
+        server_now: SystemTime,
+    ) -> (SystemTime, Window) {
         let mut inner = self.lock();
+        let offset = inner
+            .sessions
+            .get(session)
+            .map_or(Duration::ZERO, |state| state.offset);
+        let now = saturating_add(server_now, offset);
         let now_sec = now
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
         let windows = &mut inner.windows[provider_slot(provider)];
         // Looked up by reference first: the hot path allocates no key.
-        if let Some(window) = windows.get_mut(key) {
-            return window.count(now_sec);
-        }
-        windows.entry(key.to_owned()).or_default().count(now_sec)
+        let window = match windows.get_mut(key) {
+            Some(window) => window.count(now_sec),
+            None => windows.entry(key.to_owned()).or_default().count(now_sec),
+        };
+        (now, window)
     }
 
     /// Counts an upload under `scenario` and returns its number, from 1: the n-th upload is what

@@ -71,7 +71,7 @@ pub(crate) fn overloaded(app: &App) -> Response<Body> {
 /// Answers everything under `/api/fansly/`.
 pub(crate) async fn route(
     app: &App,
-    ctx: &RequestCtx,
+    ctx: &RequestCtx<'_>,
     req: Request<Incoming>,
     rest: &[&str],
 ) -> Response<Body> {
@@ -81,16 +81,18 @@ pub(crate) async fn route(
             return ApiError::MockSetup(problem.clone()).into_response(iso_millis(app.clock.now()));
         }
     };
-    let now = app.now(&session);
     // A clone of the header value shares the request's bytes: no copy on the poll path.
     let key_header = req.headers().get("x-api-key").cloned();
     let key = key_header.as_ref().and_then(|value| value.to_str().ok());
     let method = req.method().clone();
     let authorized = is_key_accepted(&app.api_keys, key);
     let limit = app.fixtures.fansly.limit_per_minute;
-    let window = app
-        .store
-        .count_request(Provider::Fansly, key.unwrap_or_default(), now);
+    let (now, window) = app.store.arrive(
+        Provider::Fansly,
+        key.unwrap_or_default(),
+        &session,
+        app.clock.now(),
+    );
     let result = match (&method, rest) {
         _ if app.enforce_rate_limits && window.n_requests > limit => Err(ApiError::Injected {
             status: 429,
@@ -232,7 +234,7 @@ fn is_valid_form_inputs(text: &str) -> bool {
 
 fn status(
     app: &App,
-    ctx: &RequestCtx,
+    ctx: &RequestCtx<'_>,
     session: &SessionId,
     job_id: &str,
     now: SystemTime,
@@ -265,7 +267,7 @@ fn status(
         JobState::Completed => wire::State::Completed,
         JobState::Failed { .. } => wire::State::Failed,
     };
-    let data = match polled.rendered_for(&ctx.origin) {
+    let data = match polled.rendered_for(|origin| ctx.is_origin(origin)) {
         Some(data) => data,
         None => {
             let (progress, result, failed_reason) = match &polled.state {
@@ -287,7 +289,7 @@ fn status(
                 bytes::Bytes::from(serde_json::to_vec(&data).map_err(|_| ApiError::Internal)?);
             if polled.state.is_terminal() {
                 app.store
-                    .keep_rendered(Provider::Fansly, polled.seq, &ctx.origin, data.clone());
+                    .keep_rendered(Provider::Fansly, polled.seq, &ctx.origin(), data.clone());
             }
             data
         }
@@ -303,7 +305,11 @@ fn status(
 
 /// The completed `result`: the media, its scaled variants, and links signed until
 /// completion + `link_ttl`.
-fn result(app: &App, ctx: &RequestCtx, polled: &Polled) -> Result<wire::UploadResult, ApiError> {
+fn result(
+    app: &App,
+    ctx: &RequestCtx<'_>,
+    polled: &Polled,
+) -> Result<wire::UploadResult, ApiError> {
     let media = polled.media.as_deref().ok_or(ApiError::Internal)?;
     let fixture = &app.fixtures.fansly;
     let ids = Ids::new(polled.seq);
@@ -316,12 +322,13 @@ fn result(app: &App, ctx: &RequestCtx, polled: &Polled) -> Result<wire::UploadRe
         1
     };
     let extension = media.info.extension;
+    let origin = ctx.origin();
     let link = |id: u64| {
         let path = format!("/cdn/fansly/{id}.{extension}");
         let query = signing::sign(&path, expires_at, &app.key, Form::Custom);
         vec![wire::Location {
             location_id: "1".to_owned(),
-            location: format!("{}{path}?{query}", ctx.origin),
+            location: format!("{origin}{path}?{query}"),
         }]
     };
     let (width, height) = (media.info.width, media.info.height);

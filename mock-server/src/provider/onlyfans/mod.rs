@@ -54,7 +54,7 @@ pub(crate) fn overloaded() -> Response<Body> {
 /// Answers everything under `/api/` that is not Fansly's.
 pub(crate) async fn route(
     app: &App,
-    ctx: &RequestCtx,
+    ctx: &RequestCtx<'_>,
     req: Request<Incoming>,
     rest: &[&str],
 ) -> Response<Body> {
@@ -64,7 +64,6 @@ pub(crate) async fn route(
             return ApiError::MockSetup(problem.clone()).into_response();
         }
     };
-    let now = app.now(&session);
     let key = header_text(&req, "authorization")
         .and_then(|value| {
             value
@@ -76,7 +75,9 @@ pub(crate) async fn route(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let key_name = key.clone().unwrap_or_default();
-    let window = app.store.count_request(Provider::OnlyFans, &key_name, now);
+    let (now, window) = app
+        .store
+        .arrive(Provider::OnlyFans, &key_name, &session, app.clock.now());
     let n_requests = window.n_requests;
     let result = match (&method, rest) {
         _ if app.enforce_rate_limits && n_requests > app.fixtures.onlyfans.limit_per_minute => {
@@ -149,7 +150,7 @@ struct Caller<'k> {
 #[allow(clippy::too_many_arguments)] // Each is a distinct fact of the request; a struct would only rename them.
 async fn upload(
     app: &App,
-    ctx: &RequestCtx,
+    ctx: &RequestCtx<'_>,
     session: &SessionId,
     req: Request<Incoming>,
     account: &str,
@@ -291,15 +292,19 @@ async fn upload(
             &wire::AsyncAccepted {
                 status: "pending",
                 prefixed_id: job_id.clone(),
-                polling_url: format!("{}/api/{account}/media/uploads/{job_id}/status", ctx.origin),
+                polling_url: format!(
+                    "{}/api/{account}/media/uploads/{job_id}/status",
+                    ctx.origin()
+                ),
             },
         );
         return Ok(finish(response, fault, note(&job_id)));
     }
     let media = media.ok_or(ApiError::Internal)?;
+    let origin = ctx.origin();
     let rendered = Rendered {
         app,
-        origin: &ctx.origin,
+        origin: &origin,
         names: &names,
         media: &media,
         finished_at: now,
@@ -349,7 +354,7 @@ async fn upload(
 
 fn status(
     app: &App,
-    ctx: &RequestCtx,
+    ctx: &RequestCtx<'_>,
     session: &SessionId,
     account: &str,
     upload_id: &str,
@@ -373,15 +378,16 @@ fn status(
             ));
         }
     };
-    let body = match polled.rendered_for(&ctx.origin) {
+    let body = match polled.rendered_for(|origin| ctx.is_origin(origin)) {
         Some(body) => body,
         None => {
-            let reply = status_reply(app, &ctx.origin, &polled)?;
+            let origin = ctx.origin();
+            let reply = status_reply(app, &origin, &polled)?;
             let body =
                 bytes::Bytes::from(serde_json::to_vec(&reply).map_err(|_| ApiError::Internal)?);
             if polled.state.is_terminal() {
                 app.store
-                    .keep_rendered(Provider::OnlyFans, polled.seq, &ctx.origin, body.clone());
+                    .keep_rendered(Provider::OnlyFans, polled.seq, &origin, body.clone());
             }
             body
         }
