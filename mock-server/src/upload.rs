@@ -293,10 +293,10 @@ fn lossy_file_name(headers: &http::HeaderMap) -> Option<String> {
 
 /// Streams chunks into a new temp file in `dir`, hashing as it goes, then probes the result.
 ///
-/// A small file is gathered in memory (up to [`PIPELINE_FROM`]) and written, hashed and probed in
-/// one blocking task. A larger one is pipelined: the network side (this task: multer, quota, the
-/// sniffing head) and the disk side (a blocking task: SHA-256 and `write`) run on different
-/// threads, joined by a short channel, so both cores work and memory holds a few chunks at most.
+/// Chunks are gathered into batches of [`BATCH_BYTES`]; each full batch is hashed and written by a
+/// blocking task while the next one arrives, so a large upload keeps both cores busy (multer here,
+/// SHA-256 and `write` there), memory holds two batches at most, and no thread waits on the
+/// network. A small file is one batch: written, hashed and probed by a single blocking task.
 pub(crate) async fn store<S>(
     chunks: S,
     file_name: Option<String>,
@@ -311,11 +311,13 @@ where
         .tempfile_in(dir)
         .map_err(UploadError::Storage)?;
     let (file, mut path) = temp.into_parts();
-    let must_sync = limits.keep_files;
-    let mut file = Some(file);
-    let mut gathered: Vec<Bytes> = Vec::new();
-    let mut gathered_len = 0;
-    let mut pipeline: Option<Pipeline> = None;
+    let mut disk = Some(Disk {
+        file,
+        hasher: Sha256::new(),
+    });
+    let mut in_flight: Option<tokio::task::JoinHandle<std::io::Result<Disk>>> = None;
+    let mut batch: Vec<Bytes> = Vec::new();
+    let mut batch_len = 0;
     let mut head = Vec::new();
     let mut size: u64 = 0;
     let mut reservation = Reservation::new(&limits.quota);
@@ -328,45 +330,29 @@ where
             head.extend_from_slice(&chunk[..chunk.len().min(room)]);
         }
         size += chunk.len() as u64;
-        if let Some((sender, _)) = &pipeline {
-            if sender.send(chunk).await.is_err() {
-                // The writer stopped early: its error is what to report.
-                break;
-            }
-            continue;
-        }
-        gathered_len += chunk.len();
-        gathered.push(chunk);
-        if gathered_len >= PIPELINE_FROM {
-            let (sender, receiver) = tokio::sync::mpsc::channel(WRITE_QUEUE_CHUNKS);
-            let (file, first) = (file.take(), std::mem::take(&mut gathered));
-            let writer = tokio::task::spawn_blocking(move || {
-                let file = file.ok_or_else(|| std::io::Error::other("file already taken"))?;
-                hash_and_write(file, first, Some(receiver), must_sync)
-            });
-            pipeline = Some((sender, writer));
+        batch_len += chunk.len();
+        batch.push(chunk);
+        if batch_len >= BATCH_BYTES {
+            let previous = settle(&mut disk, in_flight.take()).await?;
+            let full = std::mem::take(&mut batch);
+            batch_len = 0;
+            in_flight = Some(tokio::task::spawn_blocking(move || previous.write(full)));
         }
     }
+    let last = settle(&mut disk, in_flight.take()).await?;
+    let must_sync = limits.keep_files;
     let probe_path = path.to_path_buf();
-    let joined = match pipeline {
-        Some((sender, writer)) => {
-            drop(sender);
-            let sha256 = writer.await;
-            let info = tokio::task::spawn_blocking(move || media::probe(&probe_path, &head)).await;
-            sha256.and_then(|sha256| info.map(|info| sha256.map(|sha256| (sha256, info))))
+    let (sha256, info) = tokio::task::spawn_blocking(move || {
+        let disk = last.write(batch)?;
+        if must_sync {
+            disk.file.sync_data()?;
         }
-        None => {
-            tokio::task::spawn_blocking(move || {
-                let file = file.ok_or_else(|| std::io::Error::other("file already taken"))?;
-                let sha256 = hash_and_write(file, gathered, None, must_sync)?;
-                Ok((sha256, media::probe(&probe_path, &head)))
-            })
-            .await
-        }
-    };
-    let (sha256, info) = joined
-        .map_err(|join| UploadError::Storage(std::io::Error::other(join)))?
-        .map_err(UploadError::Storage)?;
+        let info = media::probe(&probe_path, &head);
+        Ok::<_, std::io::Error>((disk.hasher.finalize().into(), info))
+    })
+    .await
+    .map_err(|join| UploadError::Storage(std::io::Error::other(join)))?
+    .map_err(UploadError::Storage)?;
     path.disable_cleanup(limits.keep_files);
     Ok(Received {
         path,
@@ -378,53 +364,46 @@ where
     })
 }
 
-/// A large upload's way to its writer thread, and the digest the writer returns.
-type Pipeline = (
-    tokio::sync::mpsc::Sender<Bytes>,
-    tokio::task::JoinHandle<std::io::Result<[u8; 32]>>,
-);
+/// Bytes gathered before a batch is handed to a blocking task: large enough that the hand-off
+/// costs little per byte, small enough that a few hundred uploads at once hold little memory.
+const BATCH_BYTES: usize = 256 * 1024;
 
-/// Files smaller than this are gathered in memory and stored by one blocking task; larger ones
-/// are pipelined to a writer thread as they arrive.
-const PIPELINE_FROM: usize = 256 * 1024;
+/// An upload's file and the digest of what has been written to it, passed from one blocking
+/// task to the next.
+#[derive(Debug)]
+struct Disk {
+    file: std::fs::File,
+    hasher: Sha256,
+}
 
-/// Chunks in flight between the network and the disk side of one upload.
-const WRITE_QUEUE_CHUNKS: usize = 2;
-
-/// Chunks smaller than this are gathered before a `write`, so a body that arrives in small pieces
-/// does not cost a system call each; larger ones are written as they come.
-const WRITE_AT_LEAST: usize = 128 * 1024;
-
-/// The disk side of [`store`]: hashes and writes `first`, then every chunk from `rest` until it
-/// closes, in order. Only a file that must outlive the process (`--state-dir`) waits for the
-/// disk; in memory mode the page cache is as durable as the process.
-fn hash_and_write(
-    mut file: std::fs::File,
-    first: Vec<Bytes>,
-    mut rest: Option<tokio::sync::mpsc::Receiver<Bytes>>,
-    must_sync: bool,
-) -> std::io::Result<[u8; 32]> {
-    use std::io::Write as _;
-    let mut hasher = Sha256::new();
-    let mut pending = Vec::new();
-    let later = std::iter::from_fn(|| rest.as_mut()?.blocking_recv());
-    for chunk in first.into_iter().chain(later) {
-        hasher.update(&chunk);
-        if pending.is_empty() && chunk.len() >= WRITE_AT_LEAST {
-            file.write_all(&chunk)?;
-            continue;
+impl Disk {
+    /// Hashes and writes `chunks`, in order. Only a file that must outlive the process
+    /// (`--state-dir`) is synced, by the caller; in memory mode the page cache is as durable as
+    /// the process.
+    fn write(mut self, chunks: Vec<Bytes>) -> std::io::Result<Self> {
+        use std::io::Write as _;
+        for chunk in chunks {
+            self.hasher.update(&chunk);
+            self.file.write_all(&chunk)?;
         }
-        pending.extend_from_slice(&chunk);
-        if pending.len() >= WRITE_AT_LEAST {
-            file.write_all(&pending)?;
-            pending.clear();
-        }
+        Ok(self)
     }
-    file.write_all(&pending)?;
-    if must_sync {
-        file.sync_data()?;
+}
+
+/// The [`Disk`] once the batch in flight (if any) is written: the one to write the next batch.
+async fn settle(
+    idle: &mut Option<Disk>,
+    in_flight: Option<tokio::task::JoinHandle<std::io::Result<Disk>>>,
+) -> Result<Disk, UploadError> {
+    match in_flight {
+        Some(writing) => writing
+            .await
+            .map_err(|join| UploadError::Storage(std::io::Error::other(join)))?
+            .map_err(UploadError::Storage),
+        None => idle
+            .take()
+            .ok_or_else(|| UploadError::Storage(std::io::Error::other("no file to write to"))),
     }
-    Ok(hasher.finalize().into())
 }
 
 /// Why a `file_url` could not be fetched. The client only ever sees the provider's fixed text.
