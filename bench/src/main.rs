@@ -776,6 +776,14 @@ async fn soak(settings: &SoakSettings) -> anyhow::Result<Vec<Row>> {
     let n_listed = listed["jobs"].as_array().map_or(0, Vec::len);
     let ids: std::collections::HashSet<&String> = jobs.iter().map(|(id, _)| id).collect();
     let after_10s = samples.iter().skip(10).copied().collect::<Vec<_>>();
+    // Jobs are kept (clients may poll them for a day), so RSS grows with them; what must stay
+    // flat is the cost per job.
+    let growth_per_job_kib = match (after_10s.first(), after_10s.last()) {
+        (Some(first), Some(last)) if !jobs.is_empty() => {
+            (last - first) * 1024.0 / jobs.len() as f64
+        }
+        _ => 0.0,
+    };
     let (low, high) = after_10s
         .iter()
         .fold((f64::MAX, 0.0f64), |(low, high), rss| {
@@ -797,7 +805,7 @@ async fn soak(settings: &SoakSettings) -> anyhow::Result<Vec<Row>> {
             settings.uploaders, settings.pollers, seconds
         ),
         format!(
-            "{} jobs acknowledged ({n_listed} listed), {} polls; lost {lost}, duplicated {}, corrupted {corrupted}; RSS after 10 s {low:.1}–{high:.1} MiB; {left} files left after exit",
+            "{} jobs acknowledged ({n_listed} listed), {} polls; lost {lost}, duplicated {}, corrupted {corrupted}; RSS after 10 s {low:.1}–{high:.1} MiB ({growth_per_job_kib:.1} KiB per acknowledged job); {left} files left after exit",
             jobs.len(),
             polls.load(Ordering::Relaxed),
             jobs.len() - ids.len(),

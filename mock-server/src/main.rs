@@ -149,8 +149,27 @@ struct Args {
     state_dir: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() {
+/// Threads for blocking work (writing and hashing upload batches, probing files). Each task is
+/// short and none waits on the network, so a few threads per core keep the disk busy; without a
+/// cap, hundreds of concurrent uploads grew the pool to hundreds of threads, each with its own
+/// allocator heap, and the soak's RSS with them.
+const MAX_BLOCKING_THREADS: usize = 16;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(serve()),
+        Err(err) => {
+            eprintln!("mock-server: cannot start the async runtime: {err}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn serve() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MOCK_LOG")
