@@ -19,11 +19,6 @@ use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use mock_server::clock::Stopwatch;
 
-/// The same allocator as the mock's binary, so the baseline is bare hyper with nothing else
-/// changed, and the load generator is not slowed by glibc malloc either.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const SAMPLE_JPEG: &[u8] = include_bytes!("../../fixtures/media/sample.jpg");
 const TINY_GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;";
 

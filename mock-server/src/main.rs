@@ -13,11 +13,6 @@ use mock_server::signing::SigningKey;
 use mock_server::webhook::WebhookConfig;
 use mock_server::{DEFAULT_KEY_PAIR_ID, DEFAULT_MAX_UPLOAD_BYTES, MockServer};
 
-/// mimalloc instead of glibc malloc: a status poll makes a dozen short-lived allocations, and
-/// glibc's share of the poll path fell from 12 % to 5 % of samples with it (BENCHMARKS.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ClockKind {
     /// Follow the machine's wall time.
