@@ -90,6 +90,7 @@ struct Inner {
     next_seq: u64,
     entries: VecDeque<Entry>,
     /// (session, upload digest) → the first entry that carried it: repeats count per session.
+    /// A digest leaves with its entry, so this is bounded by the capacity too.
     first_upload: HashMap<(crate::store::SessionId, [u8; 32]), u64>,
 }
 
@@ -106,7 +107,8 @@ impl Journal {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records an entry; `seq` and `repeat_of` are filled in here.
+    /// Records an entry; `seq` and `repeat_of` are filled in here. A repeat is marked while the
+    /// upload it repeats is still in the journal.
     pub(crate) fn record(&self, mut entry: Entry) {
         let mut inner = self.lock();
         inner.next_seq += 1;
@@ -120,7 +122,14 @@ impl Journal {
             entry.repeat_of = (first != seq).then_some(first);
         }
         if inner.entries.len() == self.capacity {
-            inner.entries.pop_front();
+            if let Some(gone) = inner.entries.pop_front() {
+                if let Some(digest) = gone.note.sha256 {
+                    let key = (gone.session, digest);
+                    if inner.first_upload.get(&key) == Some(&gone.seq) {
+                        inner.first_upload.remove(&key);
+                    }
+                }
+            }
         }
         inner.entries.push_back(entry);
     }
@@ -216,6 +225,32 @@ mod tests {
             .map(|entry| entry.repeat_of)
             .collect();
         assert_eq!(repeats, [None, None, Some(1)]);
+    }
+
+    #[test]
+    fn upload_digests_leave_with_their_entries() {
+        let journal = Journal::new(2);
+        for digest in 0..100u8 {
+            journal.record(entry(Some([digest; 32])));
+        }
+        assert_eq!(
+            journal.lock().first_upload.len(),
+            2,
+            "digests outlived their entries"
+        );
+        journal.record(entry(Some([99; 32])));
+        let newest = journal.entries(|_| true).pop().unwrap();
+        assert_eq!(
+            newest.repeat_of,
+            Some(100),
+            "a repeat within the window is still marked"
+        );
+        journal.record(entry(Some([0; 32])));
+        let newest = journal.entries(|_| true).pop().unwrap();
+        assert_eq!(
+            newest.repeat_of, None,
+            "the first upload left the journal long ago"
+        );
     }
 
     #[test]

@@ -809,10 +809,18 @@ impl Store {
             .map_or(0, |since| since.as_secs());
         let windows = &mut inner.windows[provider_slot(provider)];
         // Looked up by reference first: the hot path allocates no key.
-        let window = match windows.get_mut(key) {
-            Some(window) => window.count(now_sec),
-            None => windows.entry(key.to_owned()).or_default().count(now_sec),
-        };
+        if let Some(window) = windows.get_mut(key) {
+            return (now, window.count(now_sec));
+        }
+        if windows.len() >= MAX_RATE_WINDOWS {
+            // Keys are the client's to invent: forget the idle windows, and if every one is busy,
+            // all of them (their counts restart) rather than grow without bound.
+            windows.retain(|_, window| !window.is_idle(now_sec));
+            if windows.len() >= MAX_RATE_WINDOWS {
+                windows.clear();
+            }
+        }
+        let window = windows.entry(key.to_owned()).or_default().count(now_sec);
         (now, window)
     }
 
@@ -892,7 +900,18 @@ impl Default for RateWindow {
     }
 }
 
+/// API keys whose rate windows are kept per provider (about 1 KiB each).
+const MAX_RATE_WINDOWS: usize = 4096;
+
 impl RateWindow {
+    /// Whether no request of the last minute is counted here.
+    fn is_idle(&self, now_sec: u64) -> bool {
+        self.counts
+            .iter()
+            .zip(&self.seconds)
+            .all(|(count, second)| *count == 0 || now_sec.saturating_sub(*second) >= 60)
+    }
+
     /// Counts one request at `now_sec` and reports the window.
     fn count(&mut self, now_sec: u64) -> Window {
         let slot = usize::try_from(now_sec % 60).unwrap_or(0);
@@ -1379,5 +1398,34 @@ mod tests {
             (1, 60)
         );
         assert_eq!(std::mem::size_of::<RateWindow>(), 60 * 4 + 60 * 8);
+    }
+
+    #[test]
+    fn invented_api_keys_cannot_grow_the_rate_windows_without_bound() {
+        let store = Store::new([0; 16]);
+        let session = SessionId::from(DEFAULT_SESSION);
+        let start = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let n_windows = |store: &Store| store.lock().windows[0].len();
+        for key_idx in 0..3 * MAX_RATE_WINDOWS {
+            store.arrive(Provider::Fansly, &format!("key-{key_idx}"), &session, start);
+        }
+        assert!(
+            n_windows(&store) <= MAX_RATE_WINDOWS,
+            "{}",
+            n_windows(&store)
+        );
+        // A key still in use keeps its count when idle ones are dropped.
+        let later = start + Duration::from_secs(120);
+        store.arrive(Provider::Fansly, "steady", &session, later);
+        for key_idx in 0..MAX_RATE_WINDOWS - 1 {
+            store.arrive(
+                Provider::Fansly,
+                &format!("late-{key_idx}"),
+                &session,
+                later,
+            );
+        }
+        let (_, window) = store.arrive(Provider::Fansly, "steady", &session, later);
+        assert_eq!(window.n_requests, 2);
     }
 }
