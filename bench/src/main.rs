@@ -346,30 +346,27 @@ async fn completed_status(server: &Server) -> anyhow::Result<Bytes> {
 
 const STATUS_PATH: &str = "/api/fansly/media/upload/1/status";
 
-async fn poll_runs(server: &Server, settings: &Settings) -> Vec<load::LoadResult> {
+/// Polls job 1 on `first` and `second` in alternating runs (so drift in the machine's state hits
+/// both alike), each run after `warm_up` on the same server, and returns the two median runs.
+async fn alternating_polls(
+    [first, second]: [&Server; 2],
+    connections: usize,
+    runs: usize,
+    duration: Duration,
+    warm_up: Duration,
+) -> [load::LoadResult; 2] {
     let headers = [("x-api-key", "bench".to_owned())];
-    let _ = load::run(
-        server.addr,
-        STATUS_PATH,
-        &headers,
-        settings.connections,
-        Duration::from_secs(1),
-    )
-    .await;
-    let mut results = Vec::new();
-    for _ in 0..settings.runs {
-        results.push(
-            load::run(
-                server.addr,
-                STATUS_PATH,
-                &headers,
-                settings.connections,
-                settings.duration,
-            )
-            .await,
-        );
+    let mut results = [Vec::new(), Vec::new()];
+    for _ in 0..runs {
+        for (server, results) in [first, second].into_iter().zip(&mut results) {
+            if !warm_up.is_zero() {
+                let _ = load::run(server.addr, STATUS_PATH, &headers, connections, warm_up).await;
+            }
+            results
+                .push(load::run(server.addr, STATUS_PATH, &headers, connections, duration).await);
+        }
     }
-    results
+    results.map(|results| median_result(&results))
 }
 
 fn median_result(results: &[load::LoadResult]) -> load::LoadResult {
@@ -384,21 +381,14 @@ async fn polls(settings: &Settings) -> anyhow::Result<Vec<Row>> {
     let file = tempfile::NamedTempFile::new()?;
     std::fs::write(file.path(), &body)?;
     let baseline = start_baseline(file.path())?;
-    let mut mock_results = Vec::new();
-    let mut baseline_results = Vec::new();
-    // Interleaved, so drift in the machine's state hits both alike.
-    for _ in 0..settings.runs {
-        let one = Settings {
-            runs: 1,
-            ..settings.clone()
-        };
-        baseline_results.extend(poll_runs(&baseline, &one).await);
-        mock_results.extend(poll_runs(&mock, &one).await);
-    }
-    let (mock_median, baseline_median) = (
-        median_result(&mock_results),
-        median_result(&baseline_results),
-    );
+    let [baseline_median, mock_median] = alternating_polls(
+        [&baseline, &mock],
+        settings.connections,
+        settings.runs,
+        settings.duration,
+        Duration::from_secs(1),
+    )
+    .await;
     let (rss, _) = rss_mib(mock.pid());
     Ok(vec![
         row(
@@ -487,22 +477,14 @@ async fn jobs(settings: &Settings) -> anyhow::Result<Vec<Row>> {
     }
     let upload_secs = watch.elapsed().as_secs_f64();
     let (rss_after, _) = rss_mib(many.pid());
-    let (mut with_one, mut with_many) = (Vec::new(), Vec::new());
-    for _ in 0..settings.runs {
-        for (server, results) in [(&one, &mut with_one), (&many, &mut with_many)] {
-            results.push(
-                load::run(
-                    server.addr,
-                    STATUS_PATH,
-                    &headers,
-                    settings.connections,
-                    short,
-                )
-                .await,
-            );
-        }
-    }
-    let (before, after) = (median_result(&with_one), median_result(&with_many));
+    let [before, after] = alternating_polls(
+        [&one, &many],
+        settings.connections,
+        settings.runs,
+        short,
+        Duration::ZERO,
+    )
+    .await;
     Ok(vec![
         row(
             format!("{} live jobs: RSS growth", settings.jobs),
