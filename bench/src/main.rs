@@ -5,6 +5,7 @@
 //! `cargo run --release -p bench -- all` (README, "Benchmarks"); results go in BENCHMARKS.md.
 
 mod load;
+mod peers;
 
 use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
@@ -64,6 +65,10 @@ struct Settings {
     /// Live jobs for the `jobs` measurement.
     #[arg(long, default_value_t = 100_000)]
     jobs: usize,
+    /// Also measure Prism, Mockoon and WireMock on the poll path (installed from npm into
+    /// `target/bench-peers/` on first use; WireMock needs `java`).
+    #[arg(long)]
+    peers: bool,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -390,7 +395,7 @@ async fn polls(settings: &Settings) -> anyhow::Result<Vec<Row>> {
     )
     .await;
     let (rss, _) = rss_mib(mock.pid());
-    Ok(vec![
+    let mut rows = vec![
         row(
             format!(
                 "status polls, mock ({} B body, {} conns, {} × {})",
@@ -423,7 +428,53 @@ async fn polls(settings: &Settings) -> anyhow::Result<Vec<Row>> {
             "≥ 80 %",
         ),
         row("mock RSS after the poll runs", format!("{rss:.1} MiB"), ""),
-    ])
+    ];
+    if settings.peers {
+        rows.extend(peer_polls(settings, &baseline, &body).await?);
+    }
+    Ok(rows)
+}
+
+/// Each peer's start-up, idle RSS and poll rate, against the same baseline in alternating runs.
+async fn peer_polls(
+    settings: &Settings,
+    baseline: &Server,
+    body: &[u8],
+) -> anyhow::Result<Vec<Row>> {
+    let installed = peers::install()?;
+    let mut rows = Vec::new();
+    for peer in peers::Peer::ALL {
+        let (server, startup_ms) = peers::start(peer, &installed, body).await?;
+        let idle = peers::tree_rss_mib(server.pid());
+        let [peer_median, baseline_median] = alternating_polls(
+            [&server, baseline],
+            settings.connections,
+            settings.runs,
+            settings.duration,
+            Duration::from_secs(1),
+        )
+        .await;
+        let busy = peers::tree_rss_mib(server.pid());
+        peers::stop(server);
+        rows.push(row(
+            format!("{}: start-up to first 200, idle RSS", peer.name()),
+            format!("{startup_ms:.0} ms, {idle:.1} MiB"),
+            "(peer)",
+        ));
+        rows.push(row(
+            format!("{}: status polls", peer.name()),
+            format!(
+                "{:.0} req/s, p99 {} µs, {} errors; {:.1} % of bare hyper ({:.0} req/s); RSS {busy:.1} MiB",
+                peer_median.rate,
+                peer_median.p99_us,
+                peer_median.errors,
+                100.0 * peer_median.rate / baseline_median.rate,
+                baseline_median.rate
+            ),
+            "(peer)",
+        ));
+    }
+    Ok(rows)
 }
 
 async fn jobs(settings: &Settings) -> anyhow::Result<Vec<Row>> {
