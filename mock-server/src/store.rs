@@ -519,6 +519,9 @@ impl Store {
         origin: &str,
         bytes: bytes::Bytes,
     ) {
+        // A copy of exactly its length: the serializer's buffer has up to twice the room, which
+        // every kept job would hold for a day.
+        let bytes = bytes::Bytes::copy_from_slice(&bytes);
         if let Some(job) = self.lock().by_seq.get_mut(&(provider, seq)) {
             job.rendered = Some(Arc::new(Rendered {
                 origin: origin.to_owned(),
