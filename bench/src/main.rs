@@ -320,13 +320,13 @@ fn median(values: &mut [f64]) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
-/// Uploads the sample and returns the completed status body of job 1.
-async fn completed_status(server: &Server) -> anyhow::Result<Bytes> {
-    let client = reqwest::Client::new();
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(SAMPLE_JPEG).file_name("sample.jpg"),
-    );
+/// Uploads `form` to the mock's Fansly endpoint; anything but 201 ends the measurement.
+async fn upload(
+    client: &reqwest::Client,
+    server: &Server,
+    form: reqwest::multipart::Form,
+    what: &str,
+) -> anyhow::Result<()> {
     let reply = client
         .post(format!("{}/api/fansly/acct/media/upload", server.base()))
         .header("x-api-key", "bench")
@@ -334,8 +334,19 @@ async fn completed_status(server: &Server) -> anyhow::Result<Bytes> {
         .send()
         .await?;
     if reply.status() != 201 {
-        bail!("upload answered {}", reply.status());
+        bail!("{what} answered {}", reply.status());
     }
+    Ok(())
+}
+
+/// Uploads the sample and returns the completed status body of job 1.
+async fn completed_status(server: &Server) -> anyhow::Result<Bytes> {
+    let client = reqwest::Client::new();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(SAMPLE_JPEG).file_name("sample.jpg"),
+    );
+    upload(&client, server, form, "sample upload").await?;
     let status = client
         .get(format!(
             "{}/api/fansly/media/upload/1/status",
@@ -573,15 +584,7 @@ async fn uploads() -> anyhow::Result<Vec<Row>> {
             "file",
             reqwest::multipart::Part::stream(ten_mb.clone()).file_name("ten.bin"),
         );
-        let reply = client
-            .post(format!("{}/api/fansly/acct/media/upload", mock.base()))
-            .header("x-api-key", "bench")
-            .multipart(form)
-            .send()
-            .await?;
-        if reply.status() != 201 {
-            bail!("10 MB upload answered {}", reply.status());
-        }
+        upload(&client, &mock, form, "10 MB upload").await?;
     }
     let ten_rate = 200.0 / watch.elapsed().as_secs_f64();
     drop(mock);
@@ -614,16 +617,8 @@ async fn uploads() -> anyhow::Result<Vec<Row>> {
             .file_name("big.bin"),
         );
         let watch = Stopwatch::start();
-        let reply = client
-            .post(format!("{}/api/fansly/acct/media/upload", mock.base()))
-            .header("x-api-key", "bench")
-            .multipart(form)
-            .send()
-            .await?;
+        upload(&client, &mock, form, "1 GB upload").await?;
         let secs = watch.elapsed().as_secs_f64();
-        if reply.status() != 201 {
-            bail!("1 GB upload answered {}", reply.status());
-        }
         rates.push(1000.0 / secs);
         peak = peak.max(rss_mib(mock.pid()).1);
     }
