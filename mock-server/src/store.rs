@@ -301,6 +301,13 @@ struct Inner {
 }
 
 impl Inner {
+    /// How far `session`'s clock is ahead of the server's.
+    fn offset(&self, session: &str) -> Duration {
+        self.sessions
+            .get(session)
+            .map_or(Duration::ZERO, |state| state.offset)
+    }
+
     /// The sequence number of `session`'s job `id`, looked up without allocating.
     fn seq_of(&self, session: &str, provider: Provider, id: &str) -> Option<u64> {
         self.jobs.get(session)?[provider_slot(provider)]
@@ -551,10 +558,7 @@ impl Store {
         job.last_touched = now;
         let polled = job.snapshot(state);
         self.record(|| polled_record(job), false);
-        let offset = inner
-            .sessions
-            .get(session)
-            .map_or(Duration::ZERO, |state| state.offset);
+        let offset = inner.offset(session);
         self.sweep(&mut inner, now.checked_sub(offset).unwrap_or(now));
         Some(polled)
     }
@@ -669,12 +673,7 @@ impl Store {
 
     /// `server_now` as `session`'s clock reads it.
     pub(crate) fn session_now(&self, session: &SessionId, server_now: SystemTime) -> SystemTime {
-        let offset = self
-            .lock()
-            .sessions
-            .get(session)
-            .map_or(Duration::ZERO, |state| state.offset);
-        saturating_add(server_now, offset)
+        saturating_add(server_now, self.lock().offset(session))
     }
 
     /// Moves `session`'s clock forward by `by`, leaving every other session's alone.
@@ -802,11 +801,7 @@ impl Store {
         server_now: SystemTime,
     ) -> (SystemTime, Window) {
         let mut inner = self.lock();
-        let offset = inner
-            .sessions
-            .get(session)
-            .map_or(Duration::ZERO, |state| state.offset);
-        let now = saturating_add(server_now, offset);
+        let now = saturating_add(server_now, inner.offset(session));
         let now_sec = now
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
@@ -851,11 +846,7 @@ impl Store {
             .values()
             .filter(|job| session.is_none_or(|session| *job.session == *session))
             .map(|job| {
-                let offset = inner
-                    .sessions
-                    .get(&job.session)
-                    .map_or(Duration::ZERO, |state| state.offset);
-                let now = saturating_add(server_now, offset);
+                let now = saturating_add(server_now, inner.offset(&job.session));
                 let elapsed = now.duration_since(job.created_at).unwrap_or(Duration::ZERO);
                 JobSummary {
                     session: Arc::clone(&job.session),

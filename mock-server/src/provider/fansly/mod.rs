@@ -174,8 +174,6 @@ async fn upload(
     let seq = app.store.next_seq(Provider::Fansly);
     let ids = Ids::new(seq);
     let job_number = app.store.next_job_number(session, Provider::Fansly);
-    // Links reach the media through `seq_of_media_id`: no token entries.
-    let tokens: [String; 0] = [];
     let job_id = job_number.to_string();
     let note = Note {
         parts,
@@ -202,7 +200,8 @@ async fn upload(
             has_webhook: false,
         },
         now,
-        &tokens,
+        // No CDN tokens: links find the upload through `seq_of_media_id`.
+        &[],
     );
     let response = json(
         StatusCode::CREATED,
