@@ -311,11 +311,10 @@ where
         .tempfile_in(dir)
         .map_err(UploadError::Storage)?;
     let (file, mut path) = temp.into_parts();
-    let mut disk = Some(Disk {
+    let mut disk = DiskState::Idle(Disk {
         file,
         hasher: Sha256::new(),
     });
-    let mut in_flight: Option<tokio::task::JoinHandle<std::io::Result<Disk>>> = None;
     let mut batch: Vec<Bytes> = Vec::new();
     let mut batch_len = 0;
     let mut head = Vec::new();
@@ -333,13 +332,13 @@ where
         batch_len += chunk.len();
         batch.push(chunk);
         if batch_len >= BATCH_BYTES {
-            let previous = settle(&mut disk, in_flight.take()).await?;
+            let previous = disk.ready().await?;
             let full = std::mem::take(&mut batch);
             batch_len = 0;
-            in_flight = Some(tokio::task::spawn_blocking(move || previous.write(full)));
+            disk = DiskState::Writing(tokio::task::spawn_blocking(move || previous.write(full)));
         }
     }
-    let last = settle(&mut disk, in_flight.take()).await?;
+    let last = disk.ready().await?;
     let must_sync = limits.keep_files;
     let probe_path = path.to_path_buf();
     let (sha256, info) = tokio::task::spawn_blocking(move || {
@@ -390,19 +389,23 @@ impl Disk {
     }
 }
 
-/// The [`Disk`] once the batch in flight (if any) is written: the one to write the next batch.
-async fn settle(
-    idle: &mut Option<Disk>,
-    in_flight: Option<tokio::task::JoinHandle<std::io::Result<Disk>>>,
-) -> Result<Disk, UploadError> {
-    match in_flight {
-        Some(writing) => writing
-            .await
-            .map_err(|join| UploadError::Storage(std::io::Error::other(join)))?
-            .map_err(UploadError::Storage),
-        None => idle
-            .take()
-            .ok_or_else(|| UploadError::Storage(std::io::Error::other("no file to write to"))),
+/// An upload's [`Disk`]: free for the next batch, or with a batch being written.
+#[derive(Debug)]
+enum DiskState {
+    Idle(Disk),
+    Writing(tokio::task::JoinHandle<std::io::Result<Disk>>),
+}
+
+impl DiskState {
+    /// The [`Disk`] once the batch in flight (if any) is written: the one to write the next batch.
+    async fn ready(self) -> Result<Disk, UploadError> {
+        match self {
+            DiskState::Idle(disk) => Ok(disk),
+            DiskState::Writing(writing) => writing
+                .await
+                .map_err(|join| UploadError::Storage(std::io::Error::other(join)))?
+                .map_err(UploadError::Storage),
+        }
     }
 }
 
