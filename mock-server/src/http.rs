@@ -236,6 +236,9 @@ pub(crate) async fn serve(
 }
 
 /// Handles one request, carries out its fault, and journals it (admin requests excepted).
+/// An upload larger than this closes its connection once answered (see [`answer`]).
+const BIG_BODY_BYTES: u64 = 64 * 1024;
+
 async fn answer(
     app: Arc<App>,
     req: Request<Incoming>,
@@ -269,6 +272,16 @@ async fn answer(
             .get::<Injected>()
             .map(|Injected(action)| action.name())
     });
+    if note.parts.iter().map(|part| part.size).sum::<u64>() > BIG_BODY_BYTES {
+        // hyper grows a connection's read buffer (up to ~400 KiB) while a large body streams in
+        // and never shrinks it: a client pool that spreads uploads over its keep-alive
+        // connections would leave every connection of a fleet holding one. Closing after a large
+        // upload frees it, for the price of one reconnect per large upload.
+        response.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
     let status = response.status().as_u16();
     let retry_after = response
         .headers()

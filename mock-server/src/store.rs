@@ -298,7 +298,15 @@ struct Inner {
     credits: HashMap<String, u64>,
     /// When idle jobs were last looked for (server clock).
     last_sweep: Option<SystemTime>,
+    /// Jobs holding a rendered answer, oldest first (entries of forgotten jobs linger until
+    /// popped): at most [`MAX_RENDERED`] answers are kept, so polling many finished jobs costs
+    /// CPU again rather than memory for a day.
+    rendered_order: std::collections::VecDeque<(Provider, u64)>,
 }
+
+/// Rendered answers kept at once. A client fleet polls its newest jobs; a few thousand cached
+/// answers (about 1.5 KiB each) cover them, and the rest are rendered again when asked.
+const MAX_RENDERED: usize = 4096;
 
 impl Inner {
     /// How far `session`'s clock is ahead of the server's.
@@ -529,11 +537,25 @@ impl Store {
         // A copy of exactly its length: the serializer's buffer has up to twice the room, which
         // every kept job would hold for a day.
         let bytes = bytes::Bytes::copy_from_slice(&bytes);
-        if let Some(job) = self.lock().by_seq.get_mut(&(provider, seq)) {
-            job.rendered = Some(Arc::new(Rendered {
-                origin: origin.to_owned(),
-                bytes,
-            }));
+        let mut inner = self.lock();
+        let Some(job) = inner.by_seq.get_mut(&(provider, seq)) else {
+            return;
+        };
+        let first = job.rendered.is_none();
+        job.rendered = Some(Arc::new(Rendered {
+            origin: origin.to_owned(),
+            bytes,
+        }));
+        if first {
+            inner.rendered_order.push_back((provider, seq));
+            while inner.rendered_order.len() > MAX_RENDERED {
+                let Some(oldest) = inner.rendered_order.pop_front() else {
+                    break;
+                };
+                if let Some(job) = inner.by_seq.get_mut(&oldest) {
+                    job.rendered = None;
+                }
+            }
         }
     }
 
@@ -1421,5 +1443,42 @@ mod tests {
         }
         let (_, window) = store.arrive(Provider::Fansly, "steady", &session, later);
         assert_eq!(window.n_requests, 2);
+    }
+
+    #[test]
+    fn only_the_newest_rendered_answers_are_kept() {
+        let store = Store::new([0; 16]);
+        let session = SessionId::from(DEFAULT_SESSION);
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let n_jobs = MAX_RENDERED as u64 + 10;
+        for seq in 1..=n_jobs {
+            let job = NewJob {
+                session: Arc::clone(&session),
+                provider: Provider::Fansly,
+                account: "acct".into(),
+                destination: Destination::Cdn,
+                timeline: Timeline::immediate(crate::job::Outcome::Completed),
+                media: None,
+                credits_used: 0,
+                api_key: "key".into(),
+                scenario: Scenario::happy(),
+                attempt: 1,
+                has_webhook: false,
+            };
+            store.insert(seq, seq.to_string(), job, now, &[]);
+            store.keep_rendered(Provider::Fansly, seq, "http://o", bytes::Bytes::from("{}"));
+            // Rendering the same job again does not count twice.
+            store.keep_rendered(Provider::Fansly, seq, "http://o", bytes::Bytes::from("{}"));
+        }
+        let inner = store.lock();
+        let kept: Vec<u64> = inner
+            .by_seq
+            .values()
+            .filter(|job| job.rendered.is_some())
+            .map(|job| job.seq)
+            .collect();
+        assert_eq!(kept.len(), MAX_RENDERED);
+        assert_eq!(kept.first(), Some(&11));
+        assert_eq!(inner.rendered_order.len(), MAX_RENDERED);
     }
 }

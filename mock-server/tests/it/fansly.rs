@@ -296,3 +296,36 @@ async fn links_are_signed_for_whichever_host_the_client_used() {
     let fetched = server.http.get(&link).send().await.unwrap();
     assert_eq!(fetched.status(), 200);
 }
+
+#[tokio::test]
+async fn a_large_upload_closes_its_connection_and_a_small_one_keeps_it() {
+    let server = spawn_server().await;
+    let small = sample("sample.jpg");
+    let mut large = small.clone();
+    large.resize(small.len() + 200 * 1024, 0);
+    let mut closes = Vec::new();
+    for bytes in [small, large.clone()] {
+        let reply = server
+            .fansly_upload(
+                "acct1",
+                Form::new().part("file", file_part(bytes, "a.jpg", "image/jpeg")),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        closes.push(
+            reply
+                .headers
+                .get("connection")
+                .map(|v| v.to_str().unwrap().to_owned()),
+        );
+    }
+    assert_eq!(closes, [None, Some("close".to_owned())]);
+    // The large upload is kept whole all the same.
+    let jobs = server.jobs().await;
+    assert_eq!(jobs.len(), 2);
+    let listed = jobs
+        .iter()
+        .find(|job| job["size"] == large.len())
+        .unwrap_or_else(|| panic!("no job of {} bytes in {jobs:?}", large.len()));
+    assert_eq!(listed["sha256"], sha256(&large));
+}
