@@ -45,6 +45,8 @@ pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
 pub(crate) fn raw_json(status: StatusCode, bytes: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(full(bytes));
     *response.status_mut() = status;
+    // Room for the provider's headers (rate limits and the like) in one allocation.
+    response.headers_mut().reserve(8);
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),
@@ -83,6 +85,9 @@ pub(crate) struct RequestCtx<'a> {
     local: SocketAddr,
     /// The `X-Mock-Session` the request names, or why it is not a valid name.
     pub(crate) session: Result<SessionId, String>,
+    /// What the handler noted for the journal ([`RequestCtx::finish`]): kept here rather than in
+    /// the response's extensions, which cost two allocations on every poll.
+    note: std::sync::Mutex<journal::Note>,
 }
 
 /// The header that gives a test its own jobs, clock, scenario and journal.
@@ -140,7 +145,49 @@ impl<'a> RequestCtx<'a> {
             host,
             local,
             session,
+            note: std::sync::Mutex::default(),
         }
+    }
+
+    /// Notes `note` for the journal and attaches a connection-level fault (anything but
+    /// `Respond`, which providers render themselves) to `response`.
+    pub(crate) fn finish(
+        &self,
+        mut response: Response<Body>,
+        fault: Option<Action>,
+        note: journal::Note,
+    ) -> Response<Body> {
+        if let Some(action) = fault.filter(|action| action.http_error().is_none()) {
+            response.extensions_mut().insert(Injected(action));
+        }
+        self.set_note(note);
+        response
+    }
+
+    /// A poll answered by a `respond` fault: journaled with its job and as the fault it was.
+    pub(crate) fn refused(&self, response: Response<Body>, note: journal::Note) -> Response<Body> {
+        self.set_note(journal::Note {
+            fault: Some("respond"),
+            ..note
+        });
+        response
+    }
+
+    fn set_note(&self, note: journal::Note) {
+        *self
+            .note
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = note;
+    }
+
+    /// The note, once the handler is done.
+    fn take_note(&self) -> journal::Note {
+        std::mem::take(
+            &mut *self
+                .note
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// `scheme://host[:port]` for links that must come back to this server. Built on demand:
@@ -262,10 +309,7 @@ async fn answer(
     });
     let ctx = RequestCtx::new(&app, &req, local, session);
     let mut response = handle(&app, &ctx, req, &path, peer).await;
-    let mut note = response
-        .extensions_mut()
-        .remove::<journal::Note>()
-        .unwrap_or_default();
+    let mut note = ctx.take_note();
     note.fault = note.fault.or_else(|| {
         response
             .extensions()
@@ -287,7 +331,12 @@ async fn answer(
         .headers()
         .get(hyper::header::RETRY_AFTER)
         .and_then(|value| value.to_str().ok()?.parse().ok());
-    let answered = inject(response).await;
+    let answered = if response.extensions().get::<Injected>().is_some() {
+        // Boxed: most answers carry no fault, and would otherwise carry room for one.
+        Box::pin(inject(response)).await
+    } else {
+        Ok(response)
+    };
     if let Some((at, method, headers, session)) = arrived {
         app.journal.record(journal::Entry {
             seq: 0,
@@ -333,12 +382,12 @@ async fn handle(
         ["__admin", rest @ ..] => {
             let presented = header_text(&req, header::AUTHORIZATION.as_str());
             match admin::refusal(app.admin_token.as_deref(), peer, presented) {
-                None => admin::handle(app, req, rest).await,
+                None => Box::pin(admin::handle(app, req, rest)).await,
                 Some(refused) => refused,
             }
         }
         ["cdn", rest @ ..] if method == Method::GET || method == Method::HEAD => {
-            cdn::serve(app, &req, rest).await
+            Box::pin(cdn::serve(app, &req, rest)).await
         }
         ["api", "fansly", rest @ ..] => provider::fansly::route(app, ctx, req, rest).await,
         ["api", rest @ ..] => provider::onlyfans::route(app, ctx, req, rest).await,
@@ -428,29 +477,6 @@ async fn inject(mut response: Response<Body>) -> Result<Response<Body>, Dropped>
             ))
         }
     }
-}
-
-/// Attaches the journal's note and a connection-level fault (anything but `Respond`, which
-/// providers render themselves) to a response.
-pub(crate) fn finish(
-    mut response: Response<Body>,
-    fault: Option<Action>,
-    note: journal::Note,
-) -> Response<Body> {
-    if let Some(action) = fault.filter(|action| action.http_error().is_none()) {
-        response.extensions_mut().insert(Injected(action));
-    }
-    response.extensions_mut().insert(note);
-    response
-}
-
-/// A poll answered by a `respond` fault: journaled with its job and as the fault it was.
-pub(crate) fn refused(mut response: Response<Body>, note: journal::Note) -> Response<Body> {
-    response.extensions_mut().insert(journal::Note {
-        fault: Some("respond"),
-        ..note
-    });
-    response
 }
 
 /// The header that picks an upload's scenario.

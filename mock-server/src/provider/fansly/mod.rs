@@ -11,13 +11,13 @@ mod wire;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use self::error::ApiError;
 use crate::app::{App, UploadPlan};
 use crate::clock::{iso_millis, saturating_add, unix_secs};
-use crate::http::{Body, RequestCtx, finish, json};
+use crate::http::{Body, RequestCtx, json};
 use crate::job::JobState;
 use crate::job::{Outcome, Phase};
 use crate::journal::Note;
@@ -68,6 +68,12 @@ pub(crate) fn overloaded(app: &App) -> Response<Body> {
     .into_response(iso_millis(app.clock.now()))
 }
 
+// Header names parsed once, not on every request.
+static API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+static RATELIMIT_PLAN: HeaderName = HeaderName::from_static("x-ratelimit-plan");
+
 /// Answers everything under `/api/fansly/`.
 pub(crate) async fn route(
     app: &App,
@@ -82,7 +88,7 @@ pub(crate) async fn route(
         }
     };
     // A clone of the header value shares the request's bytes: no copy on the poll path.
-    let key_header = req.headers().get("x-api-key").cloned();
+    let key_header = req.headers().get(&API_KEY).cloned();
     let key = key_header.as_ref().and_then(|value| value.to_str().ok());
     let method = req.method().clone();
     let authorized = is_key_accepted(&app.api_keys, key);
@@ -99,7 +105,8 @@ pub(crate) async fn route(
             retry_after: Some(window.retry_after_secs),
         }),
         (&Method::POST, [account, "media", "upload"]) if authorized => {
-            upload(app, &session, req, account, now).await
+            // Boxed: an upload's future is kilobytes, and every poll would carry its room.
+            Box::pin(upload(app, ctx, &session, req, account, now)).await
         }
         (&Method::GET, ["media", "upload", job_id, "status"]) if authorized => {
             status(app, ctx, &session, job_id, now)
@@ -118,19 +125,20 @@ pub(crate) async fn route(
     };
     let mut response = result.unwrap_or_else(|err| err.into_response(iso_millis(now)));
     let headers = response.headers_mut();
-    headers.insert("x-ratelimit-limit", app.fansly_headers.limit.clone());
+    headers.insert(&RATELIMIT_LIMIT, app.fansly_headers.limit.clone());
     headers.insert(
-        "x-ratelimit-remaining",
+        &RATELIMIT_REMAINING,
         HeaderValue::from(limit.saturating_sub(window.n_requests)),
     );
     if let Some(plan) = &app.fansly_headers.plan {
-        headers.insert("x-ratelimit-plan", plan.clone());
+        headers.insert(&RATELIMIT_PLAN, plan.clone());
     }
     response
 }
 
 async fn upload(
     app: &App,
+    ctx: &RequestCtx<'_>,
     session: &SessionId,
     req: Request<Incoming>,
     account: &str,
@@ -217,7 +225,7 @@ async fn upload(
             timestamp: iso_millis(now),
         },
     );
-    Ok(finish(response, fault, note))
+    Ok(ctx.finish(response, fault, note))
 }
 
 /// `formInputs` must be a JSON array of `{type: number, value: string}`.
@@ -251,7 +259,7 @@ fn status(
         Ok(fault) => fault,
         Err(refusal) => {
             let response = ApiError::from(refusal).into_response(iso_millis(now));
-            return Ok(crate::http::refused(response, note));
+            return Ok(ctx.refused(response, note));
         }
     };
     let state = match &polled.state {
@@ -299,7 +307,7 @@ fn status(
         state: Some(state.as_str()),
         ..note
     };
-    Ok(finish(response, fault, note))
+    Ok(ctx.finish(response, fault, note))
 }
 
 /// The completed `result`: the media, its scaled variants, and links signed until

@@ -22,7 +22,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use self::error::ApiError;
 use crate::app::{App, UploadPlan};
 use crate::clock::{iso_seconds_offset, saturating_add, unix_secs};
-use crate::http::{Body, RequestCtx, finish, header_text, json};
+use crate::http::{Body, RequestCtx, header_text, json};
 use crate::job::JobState;
 use crate::job::{Outcome, Phase, Timeline};
 use crate::journal::Note;
@@ -97,7 +97,18 @@ pub(crate) async fn route(
                     api_key: &key_name,
                     n_requests,
                 };
-                upload(app, ctx, &session, req, account, destination, caller, now).await
+                // Boxed: an upload's future is kilobytes, and every poll would carry its room.
+                Box::pin(upload(
+                    app,
+                    ctx,
+                    &session,
+                    req,
+                    account,
+                    destination,
+                    caller,
+                    now,
+                ))
+                .await
             } else {
                 Err(refuse(key.as_deref()))
             }
@@ -298,7 +309,7 @@ async fn upload(
                 ),
             },
         );
-        return Ok(finish(response, fault, note(&job_id)));
+        return Ok(ctx.finish(response, fault, note(&job_id)));
     }
     let media = media.ok_or(ApiError::Internal)?;
     let origin = ctx.origin();
@@ -349,7 +360,7 @@ async fn upload(
             )
         }
     };
-    Ok(finish(response, fault, note(&job_id)))
+    Ok(ctx.finish(response, fault, note(&job_id)))
 }
 
 fn status(
@@ -372,10 +383,7 @@ fn status(
     let fault = match crate::http::poll_fault(app, Provider::OnlyFans, &polled) {
         Ok(fault) => fault,
         Err(refusal) => {
-            return Ok(crate::http::refused(
-                ApiError::from(refusal).into_response(),
-                note,
-            ));
+            return Ok(ctx.refused(ApiError::from(refusal).into_response(), note));
         }
     };
     let body = match polled.rendered_for(|origin| ctx.is_origin(origin)) {
@@ -407,11 +415,7 @@ fn status(
         }),
         ..note
     };
-    Ok(finish(
-        crate::http::raw_json(StatusCode::OK, body),
-        fault,
-        note,
-    ))
+    Ok(ctx.finish(crate::http::raw_json(StatusCode::OK, body), fault, note))
 }
 
 /// What a poll of `polled` answers; links point at `origin`.
