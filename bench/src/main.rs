@@ -831,6 +831,10 @@ async fn soak(settings: &SoakSettings) -> anyhow::Result<Vec<Row>> {
     let lost =
         tally.lost.load(Ordering::Relaxed) + unfollowed + if drained.is_err() { 1 } else { 0 };
     let (rss_low, rss_high) = low_high(rss.iter().skip(10).copied());
+    // Flat means the last ten seconds hold no more than the ten after the warm-up.
+    let mean = |samples: &[f64]| samples.iter().sum::<f64>() / samples.len().max(1) as f64;
+    let rss_early = mean(rss.get(10..20).unwrap_or_default());
+    let rss_late = mean(&rss[rss.len().saturating_sub(10)..]);
     let (files_low, files_high) = low_high(files.iter().skip(10).map(|n| *n as f64));
     let peak_rss = rss_mib(mock.pid()).1;
     // A graceful stop, as CI would: SIGTERM, then count what the server left behind.
@@ -846,7 +850,7 @@ async fn soak(settings: &SoakSettings) -> anyhow::Result<Vec<Row>> {
             settings.uploaders, settings.pollers, seconds
         ),
         format!(
-            "{} jobs acknowledged, {} polls; intact {}, lost {lost}, duplicated {}, corrupted {}; after the first 10 s: RSS {rss_low:.1}–{rss_high:.1} MiB (peak {peak_rss:.1}), stored files {files_low:.0}–{files_high:.0}; {left} files left after SIGTERM",
+            "{} jobs acknowledged, {} polls; intact {}, lost {lost}, duplicated {}, corrupted {}; after the first 10 s: RSS {rss_low:.1}–{rss_high:.1} MiB (mean of s 10–20 {rss_early:.1}, of the last 10 s {rss_late:.1}; peak {peak_rss:.1}), stored files {files_low:.0}–{files_high:.0}; {left} files left after SIGTERM",
             tally.acknowledged.load(Ordering::Relaxed),
             tally.polls.load(Ordering::Relaxed),
             tally.intact.load(Ordering::Relaxed),
