@@ -282,10 +282,10 @@ pub(crate) async fn serve(
     }
 }
 
-/// Handles one request, carries out its fault, and journals it (admin requests excepted).
 /// An upload larger than this closes its connection once answered (see [`answer`]).
 const BIG_BODY_BYTES: u64 = 64 * 1024;
 
+/// Handles one request, carries out its fault, and journals it (admin requests excepted).
 async fn answer(
     app: Arc<App>,
     req: Request<Incoming>,
