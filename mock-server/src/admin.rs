@@ -166,7 +166,7 @@ fn is_same_secret(presented: &str, expected: &str) -> bool {
 pub(crate) async fn handle(app: &App, req: Request<Incoming>, segments: &[&str]) -> Response<Body> {
     let method = req.method().clone();
     // `X-Mock-Session` on an admin request aims it at that session; absent, at the whole server.
-    let session = match req.headers().contains_key(SESSION_HEADER) {
+    let session = match req.headers().contains_key(&SESSION_HEADER) {
         false => None,
         true => match session_of(&req) {
             Ok(session) => Some(session),
@@ -718,7 +718,7 @@ fn journal(app: &App, query: &str) -> Response<Body> {
         .entries(|entry| {
             route
                 .as_deref()
-                .is_none_or(|route| route_of(entry.method.as_str(), &entry.path) == route)
+                .is_none_or(|route| route_of(entry.method.as_str(), entry.path()) == route)
                 && job
                     .as_deref()
                     .is_none_or(|job| entry.note.job_id.as_deref() == Some(job))
@@ -731,16 +731,14 @@ fn journal(app: &App, query: &str) -> Response<Body> {
         })
         .into_iter()
         .map(|entry| EntryBody {
-            route: route_of(entry.method.as_str(), &entry.path),
+            route: route_of(entry.method.as_str(), entry.path()),
             session: entry.session.to_string(),
             seq: entry.seq,
             at: crate::clock::iso_millis(entry.at),
             method: entry.method.to_string(),
-            path: entry.path,
+            path: entry.path().to_owned(),
             headers: entry
-                .headers
-                .lines()
-                .filter_map(|line| line.split_once(": "))
+                .headers()
                 .map(|(name, value)| (name.to_owned(), crate::journal::shown_header(name, value)))
                 .collect(),
             parts: entry

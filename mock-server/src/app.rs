@@ -55,21 +55,39 @@ pub(crate) struct App {
     pub(crate) admin_token: Option<String>,
 }
 
-/// `X-RateLimit-Limit` and `X-RateLimit-Plan` as header values: cloning one shares its bytes.
+/// `X-RateLimit-*` values as header values, built once: cloning one shares its bytes, where
+/// formatting a number allocated on every response.
 #[derive(Debug)]
 pub(crate) struct FanslyHeaders {
     /// `X-RateLimit-Limit`.
     pub(crate) limit: http::HeaderValue,
     /// `X-RateLimit-Plan`; absent if the fixture's plan is not a valid header value.
     pub(crate) plan: Option<http::HeaderValue>,
+    /// `X-RateLimit-Remaining` for 0 up to the limit (at most [`MAX_CACHED_REMAINING`] of them).
+    remaining: Vec<http::HeaderValue>,
 }
+
+/// Remaining counts kept as ready header values; a fixture with a larger limit formats the rest.
+const MAX_CACHED_REMAINING: u32 = 65_536;
 
 impl FanslyHeaders {
     pub(crate) fn new(fixture: &crate::fixture::FanslyFixture) -> Self {
         Self {
             limit: http::HeaderValue::from(fixture.limit_per_minute),
             plan: http::HeaderValue::from_str(&fixture.plan).ok(),
+            remaining: (0..=fixture.limit_per_minute.min(MAX_CACHED_REMAINING))
+                .map(http::HeaderValue::from)
+                .collect(),
         }
+    }
+
+    /// `X-RateLimit-Remaining: n`.
+    pub(crate) fn remaining(&self, n: u32) -> http::HeaderValue {
+        usize::try_from(n)
+            .ok()
+            .and_then(|index| self.remaining.get(index))
+            .cloned()
+            .unwrap_or_else(|| http::HeaderValue::from(n))
     }
 }
 

@@ -13,7 +13,7 @@ use std::io::SeekFrom;
 
 use futures_util::TryStreamExt as _;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt as _, StreamBody};
+use http_body_util::StreamBody;
 use hyper::body::{Frame, Incoming};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
@@ -135,7 +135,7 @@ pub(crate) async fn serve(app: &App, req: &Request<Incoming>, segments: &[&str])
             );
         }
         let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 64 * 1024);
-        StreamBody::new(stream.map_ok(Frame::data)).boxed()
+        Body::stream(StreamBody::new(stream.map_ok(Frame::data)))
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;

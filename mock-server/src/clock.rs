@@ -178,10 +178,21 @@ pub fn unix_millis(at: SystemTime) -> u128 {
 
 /// `2026-02-04T18:35:01.526Z`: ISO 8601 with milliseconds in UTC, as Fansly stamps responses.
 /// Times past [`latest`] are written as [`latest`].
+pub fn iso_millis(at: SystemTime) -> String {
+    let mut text = Vec::with_capacity(ISO_MILLIS_LEN);
+    push_iso_millis(at, &mut text);
+    String::from_utf8(text)
+        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
+}
+
+/// The length of an [`iso_millis`] timestamp (any year from 0000 to 9999).
+pub(crate) const ISO_MILLIS_LEN: usize = "2026-02-04T18:35:01.526Z".len();
+
+/// [`iso_millis`] appended to `out`: a poll's answer is built in one buffer.
 ///
 /// Every Fansly answer carries one, so each thread keeps the last second it formatted and only
 /// appends the milliseconds while the second stays the same.
-pub fn iso_millis(at: SystemTime) -> String {
+pub(crate) fn push_iso_millis(at: SystemTime, out: &mut Vec<u8>) {
     thread_local! {
         /// (Unix second, `YYYY-MM-DDTHH:MM:SS.`) of the last time formatted on this thread.
         static LAST_SECOND: std::cell::RefCell<Option<(u64, String)>> =
@@ -189,7 +200,8 @@ pub fn iso_millis(at: SystemTime) -> String {
     }
     let at = at.min(latest());
     let Ok(since) = at.duration_since(UNIX_EPOCH) else {
-        return format_iso_millis(at);
+        out.extend_from_slice(format_iso_millis(at).as_bytes());
+        return;
     };
     let (second, millis) = (since.as_secs(), since.subsec_millis());
     LAST_SECOND.with_borrow_mut(|last| {
@@ -202,14 +214,14 @@ pub fn iso_millis(at: SystemTime) -> String {
                 &mut last.insert((second, prefix)).1
             }
         };
-        let mut text = String::with_capacity(prefix.len() + 4);
-        text.push_str(prefix);
-        text.push(char::from(b'0' + (millis / 100) as u8));
-        text.push(char::from(b'0' + (millis / 10 % 10) as u8));
-        text.push(char::from(b'0' + (millis % 10) as u8));
-        text.push('Z');
-        text
-    })
+        out.extend_from_slice(prefix.as_bytes());
+        out.extend_from_slice(&[
+            b'0' + (millis / 100) as u8,
+            b'0' + (millis / 10 % 10) as u8,
+            b'0' + (millis % 10) as u8,
+            b'Z',
+        ]);
+    });
 }
 
 fn format_iso_millis(at: SystemTime) -> String {

@@ -7,7 +7,6 @@
 //!
 //! Every request gets a well-formed response; handlers return `Response`, never `Result`.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, combinators::BoxBody};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -30,14 +29,66 @@ use crate::store::{DEFAULT_SESSION, Polled, SessionId};
 use crate::upload::{self, Form, UploadError};
 use crate::{admin, cdn, provider};
 
-/// Every response body: in-memory JSON or a file streamed from disk.
-pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
+/// Every response body: bytes in memory (nearly every answer) or a stream (a file from disk, a
+/// dribbling or truncated fault). An enum rather than a `BoxBody` for all: boxing the in-memory
+/// answers cost an allocation and dynamic calls on every poll.
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// The whole body, until hyper takes it.
+    Full(Option<Bytes>),
+    /// Anything streamed.
+    Stream(BoxBody<Bytes, std::io::Error>),
+}
+
+impl Body {
+    /// A streamed body.
+    pub(crate) fn stream<B>(body: B) -> Self
+    where
+        B: hyper::body::Body<Data = Bytes, Error = std::io::Error> + Send + Sync + 'static,
+    {
+        Self::Stream(body.boxed())
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        match self.get_mut() {
+            Body::Full(bytes) => std::task::Poll::Ready(
+                bytes
+                    .take()
+                    .filter(|bytes| !bytes.is_empty())
+                    .map(|bytes| Ok(hyper::body::Frame::data(bytes))),
+            ),
+            Body::Stream(body) => std::pin::Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Full(bytes) => bytes.as_ref().is_none_or(Bytes::is_empty),
+            Body::Stream(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            Body::Full(bytes) => http_body::SizeHint::with_exact(
+                bytes.as_ref().map_or(0, |bytes| bytes.len() as u64),
+            ),
+            Body::Stream(body) => body.size_hint(),
+        }
+    }
+}
 
 /// A body from bytes in memory.
 pub(crate) fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never: Infallible| match never {})
-        .boxed()
+    Body::Full(Some(bytes.into()))
 }
 
 /// A JSON response with the given status.
@@ -91,7 +142,8 @@ pub(crate) struct RequestCtx<'a> {
 }
 
 /// The header that gives a test its own jobs, clock, scenario and journal.
-pub(crate) const SESSION_HEADER: &str = "x-mock-session";
+pub(crate) static SESSION_HEADER: header::HeaderName =
+    header::HeaderName::from_static("x-mock-session");
 
 /// The default session's name, allocated once: most requests name no session.
 static DEFAULT_SESSION_ID: std::sync::LazyLock<SessionId> =
@@ -99,7 +151,7 @@ static DEFAULT_SESSION_ID: std::sync::LazyLock<SessionId> =
 
 /// The session a request names: 1 to 128 of `A-Z a-z 0-9 . _ : -`, or the default session.
 pub(crate) fn session_of<B>(req: &Request<B>) -> Result<SessionId, String> {
-    match req.headers().get(SESSION_HEADER) {
+    match req.headers().get(&SESSION_HEADER) {
         None => Ok(Arc::clone(&DEFAULT_SESSION_ID)),
         Some(value) => {
             let is_valid = !value.is_empty()
@@ -293,22 +345,27 @@ async fn answer(
     peer: SocketAddr,
 ) -> Result<Response<Body>, Dropped> {
     let stopwatch = Stopwatch::start();
-    // One copy of the path serves both dispatch and the journal.
-    let path = req.uri().path().to_owned();
-    let journaled = !path.starts_with("/__admin/");
+    let journaled = !req.uri().path().starts_with("/__admin/");
+    // One copy of the path and headers serves both dispatch and the journal.
+    let request = if journaled {
+        journal::request_text(req.uri().path(), req.headers())
+    } else {
+        req.uri().path().to_owned()
+    };
+    let path_len = req.uri().path().len();
     let session = session_of(&req);
     let arrived = journaled.then(|| {
         (
             app.clock.now(),
             req.method().clone(),
-            journal::header_lines(req.headers()),
             session
                 .clone()
                 .unwrap_or_else(|_| SessionId::from("invalid")),
         )
     });
     let ctx = RequestCtx::new(&app, &req, local, session);
-    let mut response = handle(&app, &ctx, req, &path, peer).await;
+    let path = request.get(..path_len).unwrap_or_default();
+    let mut response = handle(&app, &ctx, req, path, peer).await;
     let mut note = ctx.take_note();
     note.fault = note.fault.or_else(|| {
         response
@@ -337,14 +394,13 @@ async fn answer(
     } else {
         Ok(response)
     };
-    if let Some((at, method, headers, session)) = arrived {
+    if let Some((at, method, session)) = arrived {
         app.journal.record(journal::Entry {
             seq: 0,
             session,
             at,
             method,
-            path,
-            headers,
+            request,
             status: if answered.is_ok() { status } else { 0 },
             duration_ms: stopwatch.elapsed_ms(),
             note,
@@ -363,10 +419,11 @@ async fn handle(
     peer: SocketAddr,
 ) -> Response<Body> {
     let method = req.method().clone();
-    // Every route has fewer segments than this; a longer path is split into a `Vec`.
+    // Every route has fewer segments than this; a longer path is split into a `Vec`. Split on
+    // the byte: `str::split` with a `char` pattern cost a search object per segment.
     let mut split = [""; 12];
     let mut n_segments = 0;
-    let mut parts = path.trim_start_matches('/').split('/');
+    let mut parts = path.trim_start_matches('/').split(|c: char| c == '/');
     for (slot, part) in split.iter_mut().zip(&mut parts) {
         *slot = part;
         n_segments += 1;
@@ -380,7 +437,7 @@ async fn handle(
     };
     let response = match segments {
         ["__admin", rest @ ..] => {
-            let presented = header_text(&req, header::AUTHORIZATION.as_str());
+            let presented = header_text(&req, header::AUTHORIZATION);
             match admin::refusal(app.admin_token.as_deref(), peer, presented) {
                 None => Box::pin(admin::handle(app, req, rest)).await,
                 Some(refused) => refused,
@@ -456,7 +513,7 @@ async fn inject(mut response: Response<Body>) -> Result<Response<Body>, Dropped>
             let chunks = first.chain(cut);
             Ok(Response::from_parts(
                 parts,
-                BodyExt::boxed(http_body_util::StreamBody::new(chunks)),
+                Body::stream(http_body_util::StreamBody::new(chunks)),
             ))
         }
         Action::Dribble { chunk_bytes, every } => {
@@ -473,14 +530,15 @@ async fn inject(mut response: Response<Body>) -> Result<Response<Body>, Dropped>
             });
             Ok(Response::from_parts(
                 parts,
-                BodyExt::boxed(http_body_util::StreamBody::new(dribble)),
+                Body::stream(http_body_util::StreamBody::new(dribble)),
             ))
         }
     }
 }
 
 /// The header that picks an upload's scenario.
-pub(crate) const SCENARIO_HEADER: &str = "x-mock-scenario";
+pub(crate) static SCENARIO_HEADER: header::HeaderName =
+    header::HeaderName::from_static("x-mock-scenario");
 
 /// An in-memory body's bytes (fault bodies are small JSON).
 async fn collect(body: Body) -> Bytes {
@@ -576,7 +634,7 @@ pub(crate) async fn receive_upload(
             session,
             provider,
             account,
-            header_text(&req, SCENARIO_HEADER),
+            header_text(&req, &SCENARIO_HEADER),
         )
         .map_err(|err| Refusal::Setup(err.to_string()))?;
     refuse_by_fault(&plan)?;
@@ -626,7 +684,10 @@ fn refuse_by_fault(plan: &UploadPlan) -> Result<(), Refusal> {
 }
 
 /// The value of a request header as text, if present and printable.
-pub(crate) fn header_text<'r>(req: &'r Request<Incoming>, name: &str) -> Option<&'r str> {
+pub(crate) fn header_text<'r>(
+    req: &'r Request<Incoming>,
+    name: impl header::AsHeaderName,
+) -> Option<&'r str> {
     req.headers()
         .get(name)
         .and_then(|value| value.to_str().ok())

@@ -49,11 +49,10 @@ pub(crate) struct Entry {
     pub(crate) at: std::time::SystemTime,
     /// The method.
     pub(crate) method: http::Method,
-    /// The path (no query).
-    pub(crate) path: String,
-    /// Request headers as `name: value` lines in one allocation (a `HeaderMap` clone would pin
-    /// the connection's whole read buffer); credentials are shortened when read.
-    pub(crate) headers: String,
+    /// The path (no query) on the first line, then the request headers as `name: value` lines:
+    /// one allocation for both (a `HeaderMap` clone would pin the connection's whole read
+    /// buffer); credentials are shortened when read. See [`request_text`].
+    pub(crate) request: String,
     /// The status answered (0 when the connection was dropped by a fault).
     pub(crate) status: u16,
     /// Wall time spent answering, in milliseconds.
@@ -66,16 +65,38 @@ pub(crate) struct Entry {
     pub(crate) retry_after: Option<u64>,
 }
 
-/// Request headers as `name: value` lines (values lossily decoded).
-pub(crate) fn header_lines(headers: &http::HeaderMap) -> String {
-    let mut lines = String::with_capacity(headers.len() * 32);
-    for (name, value) in headers {
-        lines.push_str(name.as_str());
-        lines.push_str(": ");
-        lines.push_str(&String::from_utf8_lossy(value.as_bytes()));
-        lines.push('\n');
+impl Entry {
+    /// The path (no query).
+    pub(crate) fn path(&self) -> &str {
+        self.request
+            .split_once('\n')
+            .map_or(self.request.as_str(), |(path, _)| path)
     }
-    lines
+
+    /// The request headers as (name, value) pairs, values as received.
+    pub(crate) fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.request
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split_once(": "))
+    }
+}
+
+/// `path`, then `headers` as `name: value` lines (values lossily decoded), in one allocation:
+/// what [`Entry::request`] holds. A path has no line breaks (hyper refuses them in a URI).
+pub(crate) fn request_text(path: &str, headers: &http::HeaderMap) -> String {
+    let mut text = String::with_capacity(path.len() + 1 + headers.len() * 40);
+    text.push_str(path);
+    for (name, value) in headers {
+        text.push('\n');
+        text.push_str(name.as_str());
+        text.push_str(": ");
+        match std::str::from_utf8(value.as_bytes()) {
+            Ok(value) => text.push_str(value),
+            Err(_) => text.push_str(&String::from_utf8_lossy(value.as_bytes())),
+        }
+    }
+    text
 }
 
 /// The bounded journal.
@@ -186,8 +207,7 @@ mod tests {
             session: "default".into(),
             at: std::time::UNIX_EPOCH,
             method: http::Method::POST,
-            path: "/x".into(),
-            headers: String::new(),
+            request: "/x".into(),
             status: 201,
             duration_ms: 0.0,
             note: Note {

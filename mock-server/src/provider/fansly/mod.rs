@@ -11,7 +11,7 @@ mod wire;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderName, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use self::error::ApiError;
@@ -128,7 +128,8 @@ pub(crate) async fn route(
     headers.insert(&RATELIMIT_LIMIT, app.fansly_headers.limit.clone());
     headers.insert(
         &RATELIMIT_REMAINING,
-        HeaderValue::from(limit.saturating_sub(window.n_requests)),
+        app.fansly_headers
+            .remaining(limit.saturating_sub(window.n_requests)),
     );
     if let Some(plan) = &app.fansly_headers.plan {
         headers.insert(&RATELIMIT_PLAN, plan.clone());
@@ -301,8 +302,7 @@ fn status(
             data
         }
     };
-    let response =
-        crate::http::raw_json(StatusCode::OK, wire::ok_envelope(&data, &iso_millis(now)));
+    let response = crate::http::raw_json(StatusCode::OK, wire::ok_envelope(&data, now));
     let note = Note {
         state: Some(state.as_str()),
         ..note

@@ -19,14 +19,20 @@ pub(crate) struct Envelope<T> {
 
 /// `{"statusCode":200,"message":"Success","data":<data>,"timestamp":"…"}` around `data` that is
 /// already serialized (a terminal job's cached `Status`): the same bytes `Envelope` would give.
-pub(crate) fn ok_envelope(data: &[u8], timestamp: &str) -> Vec<u8> {
-    let mut body = Vec::with_capacity(data.len() + 96);
-    body.extend_from_slice(br#"{"statusCode":200,"message":"Success","data":"#);
+/// Built in one buffer of exactly its size, which `Bytes` then takes over without another
+/// allocation: this is every status poll's answer.
+pub(crate) fn ok_envelope(data: &[u8], at: std::time::SystemTime) -> bytes::Bytes {
+    const HEAD: &[u8] = br#"{"statusCode":200,"message":"Success","data":"#;
+    const MIDDLE: &[u8] = br#","timestamp":""#;
+    const TAIL: &[u8] = br#""}"#;
+    let size = HEAD.len() + data.len() + MIDDLE.len() + crate::clock::ISO_MILLIS_LEN + TAIL.len();
+    let mut body = Vec::with_capacity(size);
+    body.extend_from_slice(HEAD);
     body.extend_from_slice(data);
-    body.extend_from_slice(br#","timestamp":""#);
-    body.extend_from_slice(timestamp.as_bytes());
-    body.extend_from_slice(br#""}"#);
-    body
+    body.extend_from_slice(MIDDLE);
+    crate::clock::push_iso_millis(at, &mut body);
+    body.extend_from_slice(TAIL);
+    bytes::Bytes::from(body)
 }
 
 /// `data` of a 201 from `POST /api/fansly/{accountId}/media/upload`.

@@ -64,7 +64,7 @@ pub(crate) async fn route(
             return ApiError::MockSetup(problem.clone()).into_response();
         }
     };
-    let key = header_text(&req, "authorization")
+    let key = header_text(&req, http::header::AUTHORIZATION)
         .and_then(|value| {
             value
                 .split_once(' ')
