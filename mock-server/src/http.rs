@@ -27,7 +27,7 @@ use crate::journal;
 use crate::scenario::{Action, Aim, Route, StateAim};
 use crate::store::{DEFAULT_SESSION, Polled, SessionId};
 use crate::upload::{self, Form, UploadError};
-use crate::{admin, cdn, provider};
+use crate::{admin, cdn, conn, provider};
 
 /// Every response body: bytes in memory (nearly every answer) or a stream (a file from disk, a
 /// dribbling or truncated fault). An enum rather than a `BoxBody` for all: boxing the in-memory
@@ -304,20 +304,31 @@ pub(crate) async fn serve(
                     tokio::spawn(connection);
                     continue;
                 };
-                let app = Arc::clone(&app);
                 let header_timeout = app.connection.header_timeout;
-                let service = service_fn(move |req| {
-                    let app = Arc::clone(&app);
-                    async move { answer(app, req, local, peer).await }
+                let this = Arc::new(Connection {
+                    app: Arc::clone(&app),
+                    watch: conn::Watch::new(),
+                    local,
+                    peer,
                 });
+                let service = {
+                    let this = Arc::clone(&this);
+                    service_fn(move |req| answer(Arc::clone(&this), req))
+                };
+                // No hyper timer: `conn::Watch` keeps the header timeout for the connection.
                 let connection = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(header_timeout)
                     .serve_connection(TokioIo::new(stream), service);
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
-                    if let Err(err) = connection.await {
-                        tracing::debug!(error = %err, "connection ended with an error");
+                    tokio::select! {
+                        ended = connection => {
+                            if let Err(err) = ended {
+                                tracing::debug!(error = %err, "connection ended with an error");
+                            }
+                        }
+                        () = this.watch.expired(header_timeout) => {
+                            tracing::debug!(peer = %this.peer, "no request head within the header timeout; closed");
+                        }
                     }
                     drop(permit);
                 });
@@ -337,14 +348,38 @@ pub(crate) async fn serve(
 /// An upload larger than this closes its connection once answered (see [`answer`]).
 const BIG_BODY_BYTES: u64 = 64 * 1024;
 
-/// Handles one request, carries out its fault, and journals it (admin requests excepted).
-async fn answer(
+/// One accepted connection: what each of its requests needs besides the request itself.
+#[derive(Debug)]
+pub(crate) struct Connection {
     app: Arc<App>,
-    req: Request<Incoming>,
+    /// Whether it is answering or waiting for a head, and since when.
+    pub(crate) watch: conn::Watch,
+    /// The address that accepted it.
     local: SocketAddr,
+    /// The client's address.
     peer: SocketAddr,
-) -> Result<Response<Body>, Dropped> {
+}
+
+/// Handles one request, carries out its fault, and journals it (admin requests excepted).
+async fn answer(this: Arc<Connection>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+    this.watch.busy();
+    let mut response = answer_busy(&this, req).await?;
+    if matches!(response.body(), Body::Stream(_)) {
+        // Busy until hyper is done with the body: a download may stream for minutes.
+        let body = std::mem::replace(response.body_mut(), Body::Full(None));
+        if let Body::Stream(body) = body {
+            *response.body_mut() = Body::stream(conn::IdleWhenDone::new(body, this));
+        }
+    } else {
+        this.watch.idle();
+    }
+    Ok(response)
+}
+
+async fn answer_busy(this: &Connection, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+    let (app, local, peer) = (&*this.app, this.local, this.peer);
     let stopwatch = Stopwatch::start();
+
     let journaled = !req.uri().path().starts_with("/__admin/");
     // One copy of the path and headers serves both dispatch and the journal.
     let request = if journaled {
@@ -363,9 +398,14 @@ async fn answer(
                 .unwrap_or_else(|_| SessionId::from("invalid")),
         )
     });
-    let ctx = RequestCtx::new(&app, &req, local, session);
+    let ctx = RequestCtx::new(app, &req, local, session);
     let path = request.get(..path_len).unwrap_or_default();
-    let mut response = handle(&app, &ctx, req, path, peer).await;
+    let method = req.method().clone();
+    let mut response = match handle(app, &ctx, req, path, peer) {
+        Routed::Ready(response) => response,
+        Routed::Later(work) => work.await,
+    };
+    tracing::info!(%method, %path, status = response.status().as_u16(), "request");
     let mut note = ctx.take_note();
     note.fault = note.fault.or_else(|| {
         response
@@ -411,14 +451,32 @@ async fn answer(
     answered
 }
 
-async fn handle(
-    app: &App,
-    ctx: &RequestCtx<'_>,
+/// What a route gives back: the answer at once (a status poll, an error), or the work still to
+/// do (an upload's body to read, a file to open), boxed. Most requests are polls, and without the
+/// box the future of every request carried room for an upload's.
+pub(crate) enum Routed<'a> {
+    /// Answered without waiting on anything.
+    Ready(Response<Body>),
+    /// Answered once this completes.
+    Later(std::pin::Pin<Box<dyn std::future::Future<Output = Response<Body>> + Send + 'a>>),
+}
+
+impl<'a> Routed<'a> {
+    /// Work that answers later.
+    pub(crate) fn later(
+        work: impl std::future::Future<Output = Response<Body>> + Send + 'a,
+    ) -> Self {
+        Self::Later(Box::pin(work))
+    }
+}
+
+fn handle<'a>(
+    app: &'a App,
+    ctx: &'a RequestCtx<'a>,
     req: Request<Incoming>,
-    path: &str,
+    path: &'a str,
     peer: SocketAddr,
-) -> Response<Body> {
-    let method = req.method().clone();
+) -> Routed<'a> {
     // Every route has fewer segments than this; a longer path is split into a `Vec`. Split by a
     // char set: a `char` pattern sets up a memchr search per segment, several times the cost on
     // segments this short.
@@ -430,32 +488,34 @@ async fn handle(
         n_segments += 1;
     }
     let long: Vec<&str>;
-    let segments: &[&str] = if n_segments == split.len() && parts.next().is_some() {
+    let segments: &[&'a str] = if n_segments == split.len() && parts.next().is_some() {
         long = path.trim_start_matches('/').split('/').collect();
         &long
     } else {
         &split[..n_segments]
     };
-    let response = match segments {
+    match segments {
         ["__admin", rest @ ..] => {
             let presented = header_text(&req, header::AUTHORIZATION);
             match admin::refusal(app.admin_token.as_deref(), peer, presented) {
-                None => Box::pin(admin::handle(app, req, rest)).await,
-                Some(refused) => refused,
+                None => {
+                    let rest = rest.to_vec();
+                    Routed::later(async move { admin::handle(app, req, &rest).await })
+                }
+                Some(refused) => Routed::Ready(refused),
             }
         }
-        ["cdn", rest @ ..] if method == Method::GET || method == Method::HEAD => {
-            Box::pin(cdn::serve(app, &req, rest)).await
+        ["cdn", rest @ ..] if req.method() == Method::GET || req.method() == Method::HEAD => {
+            let rest = rest.to_vec();
+            Routed::later(async move { cdn::serve(app, &req, &rest).await })
         }
-        ["api", "fansly", rest @ ..] => provider::fansly::route(app, ctx, req, rest).await,
-        ["api", rest @ ..] => provider::onlyfans::route(app, ctx, req, rest).await,
-        _ => json(
+        ["api", "fansly", rest @ ..] => provider::fansly::route(app, ctx, req, rest),
+        ["api", rest @ ..] => provider::onlyfans::route(app, ctx, req, rest),
+        _ => Routed::Ready(json(
             StatusCode::NOT_FOUND,
-            &serde_json::json!({"error": format!("no route for {method} {path}")}),
-        ),
-    };
-    tracing::info!(%method, %path, status = response.status().as_u16(), "request");
-    response
+            &serde_json::json!({"error": format!("no route for {} {path}", req.method())}),
+        )),
+    }
 }
 
 /// A fault the provider chose for this response, carried out here where the connection is.

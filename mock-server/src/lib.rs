@@ -46,6 +46,7 @@ pub mod spec;
 mod admin;
 mod app;
 mod cdn;
+mod conn;
 #[cfg(test)]
 mod fuzz;
 mod http;

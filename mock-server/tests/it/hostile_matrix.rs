@@ -449,3 +449,81 @@ async fn connections_over_the_cap_get_503_with_retry_after() {
         "permits came back after the held connections closed"
     );
 }
+
+/// Reads one HTTP/1.1 response off a kept-alive connection: its status and body (de-chunked
+/// content is not needed; a chunked body is returned raw, up to its last chunk).
+async fn read_one(stream: &mut TcpStream) -> (u16, Vec<u8>) {
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n");
+        if let Some(head_end) = head_end {
+            let head = String::from_utf8_lossy(&bytes[..head_end]).to_ascii_lowercase();
+            let body = &bytes[head_end + 4..];
+            let length = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length: "))
+                .and_then(|value| value.trim().parse::<usize>().ok());
+            let complete = match length {
+                Some(length) => body.len() >= length,
+                None => body.ends_with(b"0\r\n\r\n"),
+            };
+            if complete {
+                let status = head[9..12].parse().unwrap();
+                return (status, body.to_vec());
+            }
+        }
+        let n = tokio::time::timeout(BOUND, stream.read(&mut buf))
+            .await
+            .expect("no answer within the bound")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed mid-answer: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        bytes.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test]
+async fn the_header_timeout_spares_slow_answers_and_closes_an_idle_connection() {
+    // Both answers take longer than the header timeout: one delayed, one dribbled out.
+    let scenario = mock_server::scenario::Scenario::parse(
+        "slow-answers",
+        "description: d\nfaults:\n  - on: status\n    nth: [1]\n    latency: { fixed: 400ms }\n  - on: status\n    nth: [2]\n    dribble: { chunk_bytes: 16, every: 40ms }\n",
+        std::path::Path::new("slow-answers.yaml"),
+    )
+    .unwrap();
+    let server = spawn_with(
+        MockServer::builder()
+            .seed(7)
+            .scenario(std::sync::Arc::new(scenario))
+            .header_timeout(Duration::from_millis(150)),
+    )
+    .await;
+    let mut body = file_part("file", b"a.gif", GIF);
+    body.extend(end());
+    assert_eq!(upload(&server, &multipart(), &body).await.status, Some(201));
+
+    let mut stream = TcpStream::connect(server.server.address()).await.unwrap();
+    let poll =
+        b"GET /api/fansly/media/upload/1/status HTTP/1.1\r\nHost: x\r\nx-api-key: key\r\n\r\n";
+    stream.write_all(poll).await.unwrap();
+    let (status, delayed) = read_one(&mut stream).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&delayed));
+    assert!(delayed.starts_with(br#"{"statusCode":200"#));
+    stream.write_all(poll).await.unwrap();
+    let (status, dribbled) = read_one(&mut stream).await;
+    assert_eq!(status, 200);
+    assert!(
+        dribbled.len() > 16 * 8,
+        "the dribbled answer was cut short: {}",
+        String::from_utf8_lossy(&dribbled)
+    );
+    // Now idle: the server closes the connection once no head arrives within the timeout.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(BOUND, stream.read_to_end(&mut rest)).await;
+    assert!(matches!(closed, Ok(Ok(0))), "{closed:?}");
+    assert_still_serving(&server).await;
+}

@@ -17,14 +17,14 @@ use hyper::body::Incoming;
 use self::error::ApiError;
 use crate::app::{App, UploadPlan};
 use crate::clock::{iso_millis, saturating_add, unix_secs};
-use crate::http::{Body, RequestCtx, json};
+use crate::http::{Body, RequestCtx, Routed, json};
 use crate::job::JobState;
 use crate::job::{Outcome, Phase};
 use crate::journal::Note;
 use crate::media::{MediaKind, scale_to_short_side};
 use crate::provider::{Provider, is_key_accepted, redact_key};
 use crate::signing::{self, Form};
-use crate::store::{Destination, NewJob, Polled, SessionId, StoredMedia};
+use crate::store::{Destination, NewJob, Polled, SessionId, StoredMedia, Window};
 
 const QUEUED_MESSAGE: &str = "Upload job queued. Use the status endpoint to track progress.";
 
@@ -74,23 +74,24 @@ static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit"
 static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 static RATELIMIT_PLAN: HeaderName = HeaderName::from_static("x-ratelimit-plan");
 
-/// Answers everything under `/api/fansly/`.
-pub(crate) async fn route(
-    app: &App,
-    ctx: &RequestCtx<'_>,
+/// Answers everything under `/api/fansly/`: a poll at once, an upload once its body is read.
+pub(crate) fn route<'a>(
+    app: &'a App,
+    ctx: &'a RequestCtx<'a>,
     req: Request<Incoming>,
-    rest: &[&str],
-) -> Response<Body> {
+    rest: &[&'a str],
+) -> Routed<'a> {
     let session = match &ctx.session {
         Ok(session) => Arc::clone(session),
         Err(problem) => {
-            return ApiError::MockSetup(problem.clone()).into_response(iso_millis(app.clock.now()));
+            return Routed::Ready(
+                ApiError::MockSetup(problem.clone()).into_response(iso_millis(app.clock.now())),
+            );
         }
     };
     // A clone of the header value shares the request's bytes: no copy on the poll path.
     let key_header = req.headers().get(&API_KEY).cloned();
     let key = key_header.as_ref().and_then(|value| value.to_str().ok());
-    let method = req.method().clone();
     let authorized = is_key_accepted(&app.api_keys, key);
     let limit = app.fixtures.fansly.limit_per_minute;
     let (now, window) = app.store.arrive(
@@ -99,14 +100,17 @@ pub(crate) async fn route(
         &session,
         app.clock.now(),
     );
-    let result = match (&method, rest) {
+    let result = match (req.method(), rest) {
         _ if app.enforce_rate_limits && window.n_requests > limit => Err(ApiError::Injected {
             status: 429,
             retry_after: Some(window.retry_after_secs),
         }),
         (&Method::POST, [account, "media", "upload"]) if authorized => {
-            // Boxed: an upload's future is kilobytes, and every poll would carry its room.
-            Box::pin(upload(app, ctx, &session, req, account, now)).await
+            let account: &'a str = account;
+            return Routed::later(async move {
+                let result = upload(app, ctx, &session, req, account, now).await;
+                with_rate_limits(app, answer_or_error(result, now), window)
+            });
         }
         (&Method::GET, ["media", "upload", job_id, "status"]) if authorized => {
             status(app, ctx, &session, job_id, now)
@@ -118,12 +122,21 @@ pub(crate) async fn route(
             }
             Err(ApiError::Unauthorized)
         }
-        _ => Err(ApiError::RouteNotFound {
+        (method, _) => Err(ApiError::RouteNotFound {
             method: method.to_string(),
             path: req.uri().path().to_owned(),
         }),
     };
-    let mut response = result.unwrap_or_else(|err| err.into_response(iso_millis(now)));
+    Routed::Ready(with_rate_limits(app, answer_or_error(result, now), window))
+}
+
+fn answer_or_error(result: Result<Response<Body>, ApiError>, now: SystemTime) -> Response<Body> {
+    result.unwrap_or_else(|err| err.into_response(iso_millis(now)))
+}
+
+/// Adds the `X-RateLimit-*` headers every Fansly answer carries.
+fn with_rate_limits(app: &App, mut response: Response<Body>, window: Window) -> Response<Body> {
+    let limit = app.fixtures.fansly.limit_per_minute;
     let headers = response.headers_mut();
     headers.insert(&RATELIMIT_LIMIT, app.fansly_headers.limit.clone());
     headers.insert(

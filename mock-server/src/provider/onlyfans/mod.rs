@@ -22,7 +22,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use self::error::ApiError;
 use crate::app::{App, UploadPlan};
 use crate::clock::{iso_seconds_offset, saturating_add, unix_secs};
-use crate::http::{Body, RequestCtx, header_text, json};
+use crate::http::{Body, RequestCtx, Routed, json};
 use crate::job::JobState;
 use crate::job::{Outcome, Phase, Timeline};
 use crate::journal::Note;
@@ -51,35 +51,33 @@ pub(crate) fn overloaded() -> Response<Body> {
     .into_response()
 }
 
-/// Answers everything under `/api/` that is not Fansly's.
-pub(crate) async fn route(
-    app: &App,
-    ctx: &RequestCtx<'_>,
+/// Answers everything under `/api/` that is not Fansly's: a poll at once, an upload once its body
+/// is read.
+pub(crate) fn route<'a>(
+    app: &'a App,
+    ctx: &'a RequestCtx<'a>,
     req: Request<Incoming>,
-    rest: &[&str],
-) -> Response<Body> {
+    rest: &[&'a str],
+) -> Routed<'a> {
     let session = match &ctx.session {
         Ok(session) => Arc::clone(session),
         Err(problem) => {
-            return ApiError::MockSetup(problem.clone()).into_response();
+            return Routed::Ready(ApiError::MockSetup(problem.clone()).into_response());
         }
     };
-    let key = header_text(&req, http::header::AUTHORIZATION)
-        .and_then(|value| {
-            value
-                .split_once(' ')
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        })
-        .map(|(_, token)| token.trim().to_owned());
-    let authorized = is_key_accepted(&app.api_keys, key.as_deref());
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let key_name = key.clone().unwrap_or_default();
-    let (now, window) = app
-        .store
-        .arrive(Provider::OnlyFans, &key_name, &session, app.clock.now());
+    // A clone of the header value shares the request's bytes: no copy on the poll path.
+    let key_header = req.headers().get(http::header::AUTHORIZATION).cloned();
+    let key = key_header.as_ref().and_then(bearer_token);
+    let authorized = is_key_accepted(&app.api_keys, key);
+    let (now, window) = app.store.arrive(
+        Provider::OnlyFans,
+        key.unwrap_or_default(),
+        &session,
+        app.clock.now(),
+    );
     let n_requests = window.n_requests;
-    let result = match (&method, rest) {
+    let path = || req.uri().path().to_owned();
+    let result = match (req.method(), rest) {
         _ if app.enforce_rate_limits && n_requests > app.fixtures.onlyfans.limit_per_minute => {
             Err(ApiError::Injected {
                 status: 429,
@@ -93,46 +91,53 @@ pub(crate) async fn route(
                 } else {
                     Destination::Cdn
                 };
-                let caller = Caller {
-                    api_key: &key_name,
-                    n_requests,
-                };
-                // Boxed: an upload's future is kilobytes, and every poll would carry its room.
-                Box::pin(upload(
-                    app,
-                    ctx,
-                    &session,
-                    req,
-                    account,
-                    destination,
-                    caller,
-                    now,
-                ))
-                .await
+                let account: &'a str = account;
+                return Routed::later(async move {
+                    let caller = Caller {
+                        api_key: key_header
+                            .as_ref()
+                            .and_then(bearer_token)
+                            .unwrap_or_default(),
+                        n_requests,
+                    };
+                    upload(app, ctx, &session, req, account, destination, caller, now)
+                        .await
+                        .unwrap_or_else(ApiError::into_response)
+                });
             } else {
-                Err(refuse(key.as_deref()))
+                Err(refuse(key))
             }
         }
         (&Method::GET | &Method::HEAD, [account, "media", "uploads", upload_id, "status"]) => {
             if authorized {
                 status(app, ctx, &session, account, upload_id, now)
             } else {
-                Err(refuse(key.as_deref()))
+                Err(refuse(key))
             }
         }
-        (_, [_, "media", "upload" | "vault"]) => Err(ApiError::MethodNotAllowed {
+        (method, [_, "media", "upload" | "vault"]) => Err(ApiError::MethodNotAllowed {
             method: method.to_string(),
-            path,
+            path: path(),
             allowed: "POST",
         }),
-        (_, [_, "media", "uploads", _, "status"]) => Err(ApiError::MethodNotAllowed {
+        (method, [_, "media", "uploads", _, "status"]) => Err(ApiError::MethodNotAllowed {
             method: method.to_string(),
-            path,
+            path: path(),
             allowed: "GET, HEAD",
         }),
-        _ => Err(ApiError::RouteNotFound { path }),
+        _ => Err(ApiError::RouteNotFound { path: path() }),
     };
-    result.unwrap_or_else(ApiError::into_response)
+    Routed::Ready(result.unwrap_or_else(ApiError::into_response))
+}
+
+/// The token of `Authorization: Bearer <token>`.
+fn bearer_token(value: &http::HeaderValue) -> Option<&str> {
+    value
+        .to_str()
+        .ok()?
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
 }
 
 fn refuse(key: Option<&str>) -> ApiError {
