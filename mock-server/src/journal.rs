@@ -130,7 +130,14 @@ impl Journal {
 
     /// Records an entry; `seq` and `repeat_of` are filled in here. A repeat is marked while the
     /// upload it repeats is still in the journal.
-    pub(crate) fn record(&self, mut entry: Entry) {
+    pub(crate) fn record(&self, entry: Entry) {
+        // The entry pushed out is dropped after the lock is released: freeing its strings (cold
+        // memory by now) is the slowest part, and other requests need not wait for it.
+        let _gone = self.push(entry);
+    }
+
+    /// Numbers and stores `entry`, returning the entry it pushed out, if any.
+    fn push(&self, mut entry: Entry) -> Option<Entry> {
         let mut inner = self.lock();
         inner.next_seq += 1;
         entry.seq = inner.next_seq;
@@ -142,10 +149,12 @@ impl Journal {
                 .or_insert(seq);
             entry.repeat_of = (first != seq).then_some(first);
         }
+        let mut gone = None;
         if inner.entries.len() == self.capacity {
-            if let Some(gone) = inner.entries.pop_front() {
+            gone = inner.entries.pop_front();
+            if let Some(gone) = &gone {
                 if let Some(digest) = gone.note.sha256 {
-                    let key = (gone.session, digest);
+                    let key = (std::sync::Arc::clone(&gone.session), digest);
                     if inner.first_upload.get(&key) == Some(&gone.seq) {
                         inner.first_upload.remove(&key);
                     }
@@ -153,6 +162,7 @@ impl Journal {
             }
         }
         inner.entries.push_back(entry);
+        gone
     }
 
     /// The entries, oldest first, that pass `keep`.
