@@ -39,7 +39,7 @@ enum Cmd {
     /// Status polls: the mock against the baseline.
     Polls(Settings),
     /// Uploads: 20 × 10 MB, and one 1 GB upload with the server's peak RSS.
-    Uploads,
+    Uploads(UploadSettings),
     /// 100,000 live jobs: RSS and poll speed before and after.
     Jobs(Settings),
     /// 10,000 concurrent polls delayed by a latency scenario: memory while they wait.
@@ -72,6 +72,14 @@ struct Settings {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+struct UploadSettings {
+    /// Also upload 20 × 10 MB and one 500 MB file to Prism, Mockoon and WireMock, and the same
+    /// to the mock, as issue 6 measured the peers.
+    #[arg(long)]
+    peers: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
 struct SoakSettings {
     /// How long the soak runs.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
@@ -95,7 +103,7 @@ fn main() -> anyhow::Result<()> {
             Cmd::Baseline { bind, body } => baseline(bind, &body).await,
             Cmd::Startup => startup().await.map(|rows| print(&rows)),
             Cmd::Polls(settings) => polls(&settings).await.map(|rows| print(&rows)),
-            Cmd::Uploads => uploads().await.map(|rows| print(&rows)),
+            Cmd::Uploads(settings) => uploads(settings.peers).await.map(|rows| print(&rows)),
             Cmd::Jobs(settings) => jobs(&settings).await.map(|rows| print(&rows)),
             Cmd::Delayed => delayed().await.map(|rows| print(&rows)),
             Cmd::Soak(settings) => soak(&settings).await.map(|rows| print(&rows)),
@@ -103,7 +111,7 @@ fn main() -> anyhow::Result<()> {
                 let mut rows = startup().await?;
                 rows.extend(polls(&settings).await?);
                 rows.extend(jobs(&settings).await?);
-                rows.extend(uploads().await?);
+                rows.extend(uploads(settings.peers).await?);
                 rows.extend(delayed().await?);
                 print(&rows);
                 Ok(())
@@ -574,7 +582,127 @@ async fn jobs(settings: &Settings) -> anyhow::Result<Vec<Row>> {
     ])
 }
 
-async fn uploads() -> anyhow::Result<Vec<Row>> {
+async fn uploads(with_peers: bool) -> anyhow::Result<Vec<Row>> {
+    let mut rows = mock_uploads().await?;
+    if with_peers {
+        rows.extend(peer_uploads().await?);
+    }
+    Ok(rows)
+}
+
+/// How long one upload may take in the peer comparison before it counts as unanswered.
+const PEER_UPLOAD_BOUND: Duration = Duration::from_secs(30);
+
+/// The same uploads to the mock and to each peer, one server at a time: 20 × 10 MB one after
+/// another, then one 500 MB file with the server's memory (its whole process tree) sampled every
+/// 100 ms while it streams in.
+async fn peer_uploads() -> anyhow::Result<Vec<Row>> {
+    let installed = peers::install()?;
+    let mock = start_mock(&["--max-upload-bytes", "2000000000"])?;
+    let body = completed_status(&mock).await?;
+    let mut rows = upload_profile("upload-mock", &mock).await?;
+    drop(mock);
+    for peer in peers::Peer::ALL {
+        let (server, _) = peers::start(peer, &installed, &body).await?;
+        rows.extend(upload_profile(peer.name(), &server).await?);
+        peers::stop(server);
+    }
+    Ok(rows)
+}
+
+/// One multipart upload of `size` bytes streamed in 1 MB chunks; what came of it, in words.
+async fn send_upload(client: &reqwest::Client, server: &Server, size: usize) -> Result<(), String> {
+    let chunk = Bytes::from(vec![0x5a; 1000 * 1000]);
+    let n_chunks = size / chunk.len();
+    let chunks = futures_util::stream::iter(
+        (0..n_chunks).map(move |_| Ok::<_, std::io::Error>(chunk.clone())),
+    );
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::stream_with_length(
+            reqwest::Body::wrap_stream(chunks),
+            (n_chunks * 1000 * 1000) as u64,
+        )
+        .file_name("upload.bin")
+        // As clients send it (curl does): Prism 5.14 crashes (its process exits) on a file part
+        // without a type.
+        .mime_str("application/octet-stream")
+        .map_err(|err| err.to_string())?,
+    );
+    let answer = client
+        .post(format!("{}/api/fansly/acct/media/upload", server.base()))
+        .header("x-api-key", "bench")
+        .multipart(form)
+        .send()
+        .await;
+    match answer {
+        Ok(answer) if answer.status().is_success() => answer
+            .bytes()
+            .await
+            .map(drop)
+            .map_err(|err| err.to_string()),
+        Ok(answer) => Err(format!("refused: {}", answer.status())),
+        Err(err) if err.is_timeout() => Err(format!(
+            "no answer in {}",
+            humantime::format_duration(PEER_UPLOAD_BOUND)
+        )),
+        Err(err) => {
+            // reqwest's own message is generic; the cause is in its sources.
+            let mut why = format!("failed: {err}");
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
+                why.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            Err(why)
+        }
+    }
+}
+
+async fn upload_profile(name: &str, server: &Server) -> anyhow::Result<Vec<Row>> {
+    let client = reqwest::Client::builder()
+        .timeout(PEER_UPLOAD_BOUND)
+        .build()?;
+    let watch = Stopwatch::start();
+    let mut ten = Ok(());
+    for _ in 0..20 {
+        ten = send_upload(&client, server, 10 * 1000 * 1000).await;
+        if ten.is_err() {
+            break;
+        }
+    }
+    let ten = ten.map(|()| format!("{:.1} MB/s", 200.0 / watch.elapsed().as_secs_f64()));
+    let pid = server.pid();
+    let mut peak = peers::tree_rss_mib(pid);
+    let watch = Stopwatch::start();
+    let big = send_upload(&client, server, 500 * 1000 * 1000);
+    tokio::pin!(big);
+    let big = loop {
+        tokio::select! {
+            done = &mut big => break done,
+            () = tokio::time::sleep(Duration::from_millis(100)) => {
+                peak = peak.max(peers::tree_rss_mib(pid));
+            }
+        }
+    };
+    peak = peak.max(peers::tree_rss_mib(pid));
+    let secs = watch.elapsed().as_secs_f64();
+    let big = big.map(|()| format!("ok in {secs:.1} s ({:.0} MB/s)", 500.0 / secs));
+    Ok(vec![
+        row(
+            format!("{name}: 20 × 10 MB uploads, one at a time"),
+            ten.unwrap_or_else(|why| why),
+            "(peers)",
+        ),
+        row(
+            format!("{name}: one 500 MB upload; peak RSS while it ran"),
+            format!("{}; {peak:.1} MiB", big.unwrap_or_else(|why| why)),
+            "(peers)",
+        ),
+    ])
+}
+
+async fn mock_uploads() -> anyhow::Result<Vec<Row>> {
     let client = reqwest::Client::new();
     let mock = start_mock(&["--max-upload-bytes", "2000000000"])?;
     let ten_mb = Bytes::from(vec![0x5a; 10 * 1000 * 1000]);

@@ -78,8 +78,8 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Starts `peer` serving `body` at [`STATUS_PATH`] and waits for its first 200; returns the
-/// server and the time from spawn to that answer.
+/// Starts `peer` serving `body` at [`STATUS_PATH`] and a 201 at the Fansly upload route, and waits
+/// for its first 200; returns the server and the time from spawn to that answer.
 pub(crate) async fn start(
     peer: Peer,
     installed: &Path,
@@ -90,17 +90,30 @@ pub(crate) async fn start(
     let bin = installed.join("node_modules/.bin");
     let text = std::str::from_utf8(body)?;
     let json: serde_json::Value = serde_json::from_slice(body)?;
+    let queued = queued_body();
+    let queued_text = queued.to_string();
     let mut command = match peer {
         Peer::Prism => {
             let spec = serde_json::json!({
                 "openapi": "3.0.3",
                 "info": {"title": "peer", "version": "1"},
-                "paths": {"/api/fansly/media/upload/{jobId}/status": {"get": {
-                    "parameters": [{"name": "jobId", "in": "path", "required": true,
-                                    "schema": {"type": "string"}}],
-                    "responses": {"200": {"description": "completed",
-                        "content": {"application/json": {"example": json}}}}
-                }}}
+                "paths": {
+                    "/api/fansly/media/upload/{jobId}/status": {"get": {
+                        "parameters": [{"name": "jobId", "in": "path", "required": true,
+                                        "schema": {"type": "string"}}],
+                        "responses": {"200": {"description": "completed",
+                            "content": {"application/json": {"example": json}}}}
+                    }},
+                    "/api/fansly/{accountId}/media/upload": {"post": {
+                        "parameters": [{"name": "accountId", "in": "path", "required": true,
+                                        "schema": {"type": "string"}}],
+                        "requestBody": {"required": true, "content": {"multipart/form-data": {
+                            "schema": {"type": "object", "required": ["file"], "properties": {
+                                "file": {"type": "string", "format": "binary"}}}}}},
+                        "responses": {"201": {"description": "queued",
+                            "content": {"application/json": {"example": queued}}}}
+                    }}
+                }
             });
             let path = work.path().join("spec.json");
             std::fs::write(&path, serde_json::to_vec(&spec)?)?;
@@ -113,22 +126,14 @@ pub(crate) async fn start(
                 "uuid": "6d6b4b7e-0000-4000-8000-000000000001", "lastMigration": 32,
                 "name": "peer", "endpointPrefix": "", "latency": 0, "port": port,
                 "hostname": "", "folders": [],
-                "routes": [{
-                    "uuid": "6d6b4b7e-0000-4000-8000-000000000002", "type": "http",
-                    "documentation": "", "method": "get",
-                    "endpoint": "api/fansly/media/upload/:jobId/status",
-                    "responses": [{
-                        "uuid": "6d6b4b7e-0000-4000-8000-000000000003", "body": text,
-                        "latency": 0, "statusCode": 200, "label": "",
-                        "headers": [{"key": "Content-Type", "value": "application/json"}],
-                        "bodyType": "INLINE", "filePath": "", "databucketID": "",
-                        "sendFileAsBody": false, "rules": [], "rulesOperator": "OR",
-                        "disableTemplating": true, "fallbackTo404": false, "default": true,
-                        "crudKey": "id", "callbacks": []
-                    }],
-                    "responseMode": null, "streamingMode": null, "streamingInterval": 0
-                }],
-                "rootChildren": [{"type": "route", "uuid": "6d6b4b7e-0000-4000-8000-000000000002"}],
+                "routes": [
+                    mockoon_route("2", "get", "api/fansly/media/upload/:jobId/status", 200, text),
+                    mockoon_route("4", "post", "api/fansly/:accountId/media/upload", 201, &queued_text),
+                ],
+                "rootChildren": [
+                    {"type": "route", "uuid": "6d6b4b7e-0000-4000-8000-000000000002"},
+                    {"type": "route", "uuid": "6d6b4b7e-0000-4000-8000-000000000004"}
+                ],
                 "proxyMode": false, "proxyHost": "", "proxyRemovePrefix": false,
                 "tlsOptions": {"enabled": false, "type": "CERT", "pfxPath": "", "certPath": "",
                                "keyPath": "", "caPath": "", "passphrase": ""},
@@ -152,6 +157,12 @@ pub(crate) async fn start(
                              "headers": {"Content-Type": "application/json"}}
             });
             std::fs::write(mappings.join("status.json"), serde_json::to_vec(&stub)?)?;
+            let upload = serde_json::json!({
+                "request": {"method": "POST", "urlPathPattern": "/api/fansly/[^/]+/media/upload"},
+                "response": {"status": 201, "body": queued_text,
+                             "headers": {"Content-Type": "application/json"}}
+            });
+            std::fs::write(mappings.join("upload.json"), serde_json::to_vec(&upload)?)?;
             let mut command = Command::new(bin.join("wiremock"));
             command
                 .args(["--port", &port.to_string(), "--root-dir"])
@@ -191,6 +202,40 @@ pub(crate) async fn start(
         "{} did not answer the status body within 120 s",
         peer.name()
     )
+}
+
+/// What each peer answers an upload with: the 201 the mock gives (seed 000's shape).
+fn queued_body() -> serde_json::Value {
+    serde_json::json!({
+        "statusCode": 201, "message": "Success",
+        "data": {"success": true, "jobId": "1", "bucketName": "875500000000000016",
+                 "message": "Upload job queued. Use the status endpoint to track progress."},
+        "timestamp": "2026-12-02T00:00:00.000Z"
+    })
+}
+
+/// A Mockoon route answering `body` with `status`, templating off.
+fn mockoon_route(
+    id: &str,
+    method: &str,
+    endpoint: &str,
+    status: u16,
+    body: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "uuid": format!("6d6b4b7e-0000-4000-8000-00000000000{id}"), "type": "http",
+        "documentation": "", "method": method, "endpoint": endpoint,
+        "responses": [{
+            "uuid": format!("6d6b4b7e-0000-4000-8000-10000000000{id}"), "body": body,
+            "latency": 0, "statusCode": status, "label": "",
+            "headers": [{"key": "Content-Type", "value": "application/json"}],
+            "bodyType": "INLINE", "filePath": "", "databucketID": "",
+            "sendFileAsBody": false, "rules": [], "rulesOperator": "OR",
+            "disableTemplating": true, "fallbackTo404": false, "default": true,
+            "crudKey": "id", "callbacks": []
+        }],
+        "responseMode": null, "streamingMode": null, "streamingInterval": 0
+    })
 }
 
 /// Every process started by `pid`, children first-generation first (WireMock's npm launcher
