@@ -73,18 +73,18 @@ impl Watch {
 /// download takes.
 pub(crate) struct IdleWhenDone<B> {
     body: B,
-    watch: std::sync::Arc<crate::http::Connection>,
+    connection: std::sync::Arc<crate::http::Connection>,
 }
 
 impl<B> IdleWhenDone<B> {
-    pub(crate) fn new(body: B, watch: std::sync::Arc<crate::http::Connection>) -> Self {
-        Self { body, watch }
+    pub(crate) fn new(body: B, connection: std::sync::Arc<crate::http::Connection>) -> Self {
+        Self { body, connection }
     }
 }
 
 impl<B> Drop for IdleWhenDone<B> {
     fn drop(&mut self) {
-        self.watch.watch.idle();
+        self.connection.watch.idle();
     }
 }
 

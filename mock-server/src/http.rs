@@ -376,10 +376,10 @@ async fn answer(this: Arc<Connection>, req: Request<Incoming>) -> Result<Respons
     Ok(response)
 }
 
+/// [`answer`] while the connection is marked busy.
 async fn answer_busy(this: &Connection, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
     let (app, local, peer) = (&*this.app, this.local, this.peer);
     let stopwatch = Stopwatch::start();
-
     let journaled = !req.uri().path().starts_with("/__admin/");
     // One copy of the path and headers serves both dispatch and the journal.
     let request = if journaled {
