@@ -974,6 +974,15 @@ async fn soak(settings: &SoakSettings) -> anyhow::Result<Vec<Row>> {
     let mean = |samples: &[f64]| samples.iter().sum::<f64>() / samples.len().max(1) as f64;
     let rss_early = mean(rss.get(10..rss.len().min(20)).unwrap_or_default());
     let rss_late = mean(&rss[rss.len().saturating_sub(10)..]);
+    // The mean of each 30 s after the warm-up: a leak climbs window after window, an allocator
+    // settling in levels off.
+    let windows: Vec<String> = rss
+        .get(10..)
+        .unwrap_or_default()
+        .chunks(30)
+        .filter(|window| window.len() >= 10)
+        .map(|window| format!("{:.1}", mean(window)))
+        .collect();
     let (files_low, files_high) = low_high(files.iter().skip(10).map(|n| *n as f64));
     let peak_rss = rss_mib(mock.pid()).1;
     // A graceful stop, as CI would: SIGTERM, then count what the server left behind.
@@ -989,10 +998,11 @@ async fn soak(settings: &SoakSettings) -> anyhow::Result<Vec<Row>> {
             settings.uploaders, settings.pollers, seconds
         ),
         format!(
-            "{} jobs acknowledged, {} polls; intact {intact}, lost {lost}, duplicated {}, corrupted {corrupted}, not reached before the expiry {unreached}; after the first 10 s: RSS {rss_low:.1}–{rss_high:.1} MiB (mean of s 10–20 {rss_early:.1}, of the last 10 s {rss_late:.1}; peak {peak_rss:.1}), stored files {files_low:.0}–{files_high:.0}; {left} files left after SIGTERM",
+            "{} jobs acknowledged, {} polls; intact {intact}, lost {lost}, duplicated {}, corrupted {corrupted}, not reached before the expiry {unreached}; after the first 10 s: RSS {rss_low:.1}–{rss_high:.1} MiB (mean of s 10–20 {rss_early:.1}, of the last 10 s {rss_late:.1}; by 30 s from s 10: {}; peak {peak_rss:.1}), stored files {files_low:.0}–{files_high:.0}; {left} files left after SIGTERM",
             tally.acknowledged.load(Ordering::Relaxed),
             tally.polls.load(Ordering::Relaxed),
             tally.duplicated.load(Ordering::Relaxed),
+            windows.join(" → "),
         ),
         "0 lost, 0 duplicated, 0 corrupted, flat RSS, 0 files",
     )])
