@@ -345,7 +345,7 @@ pub(crate) async fn serve(
     }
 }
 
-/// An upload larger than this closes its connection once answered (see [`answer`]).
+/// An upload larger than this closes its connection once answered (see [`answer_busy`]).
 const BIG_BODY_BYTES: u64 = 64 * 1024;
 
 /// One accepted connection: what each of its requests needs besides the request itself.
@@ -363,17 +363,15 @@ pub(crate) struct Connection {
 /// Handles one request, carries out its fault, and journals it (admin requests excepted).
 async fn answer(this: Arc<Connection>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
     this.watch.busy();
-    let mut response = answer_busy(&this, req).await?;
-    if matches!(response.body(), Body::Stream(_)) {
+    let response = answer_busy(&this, req).await?;
+    Ok(response.map(|body| match body {
         // Busy until hyper is done with the body: a download may stream for minutes.
-        let body = std::mem::replace(response.body_mut(), Body::Full(None));
-        if let Body::Stream(body) = body {
-            *response.body_mut() = Body::stream(conn::IdleWhenDone::new(body, this));
+        Body::Stream(body) => Body::stream(conn::IdleWhenDone::new(body, this)),
+        full @ Body::Full(_) => {
+            this.watch.idle();
+            full
         }
-    } else {
-        this.watch.idle();
-    }
-    Ok(response)
+    }))
 }
 
 /// [`answer`] while the connection is marked busy.

@@ -92,12 +92,10 @@ pub(crate) fn route<'a>(
                     Destination::Cdn
                 };
                 let account: &'a str = account;
+                let api_key = key.unwrap_or_default().to_owned();
                 return Routed::later(async move {
                     let caller = Caller {
-                        api_key: key_header
-                            .as_ref()
-                            .and_then(bearer_token)
-                            .unwrap_or_default(),
+                        api_key: &api_key,
                         n_requests,
                     };
                     upload(app, ctx, &session, req, account, destination, caller, now)
