@@ -419,24 +419,29 @@ pub struct SnapshotDrift {
 }
 
 /// Compares a run's normalised samples with the snapshots in `dir` (insta's
-/// `it__snapshots__{provider}_{kind}.snap` files).
+/// `it__snapshots__{provider}_{kind}.snap` files), or with the snapshots embedded in the binary
+/// when `dir` is `None`: by shape everywhere, by value where `report.fixed` says the contract
+/// fixes it.
 pub fn compare_snapshots(
-    provider: &str,
-    samples: &BTreeMap<String, Value>,
-    dir: &std::path::Path,
+    report: &crate::Report,
+    dir: Option<&std::path::Path>,
 ) -> Vec<SnapshotDrift> {
-    samples
+    let provider = report.provider;
+    let no_fixed = BTreeSet::new();
+    report
+        .samples
         .iter()
         .map(|(kind, sample)| {
-            let path = dir.join(format!("it__snapshots__{provider}_{kind}.snap"));
-            match std::fs::read_to_string(&path)
-                .ok()
-                .as_deref()
-                .and_then(read_snap)
-            {
+            let file_name = format!("it__snapshots__{provider}_{kind}.snap");
+            let text = match dir {
+                Some(dir) => std::fs::read_to_string(dir.join(&file_name)).ok(),
+                None => embedded_snapshot(&file_name).map(str::to_owned),
+            };
+            let fixed = report.fixed.get(kind).unwrap_or(&no_fixed);
+            match text.as_deref().and_then(read_snap) {
                 Some(expected) => SnapshotDrift {
                     kind: kind.clone(),
-                    differences: diff(&expected, sample),
+                    differences: diff(&expected, sample, &|pointer| fixed.contains(pointer)),
                     has_snapshot: true,
                 },
                 None => SnapshotDrift {
@@ -449,7 +454,35 @@ pub fn compare_snapshots(
         .collect()
 }
 
-/// Where the committed snapshots live.
-pub fn default_snapshot_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/snapshots")
+/// The committed snapshots, embedded so a copied binary compares with the same ones.
+fn embedded_snapshot(file_name: &str) -> Option<&'static str> {
+    macro_rules! snapshots {
+        ($($name:literal),* $(,)?) => {
+            &[$(($name, include_str!(concat!("../tests/it/snapshots/", $name)))),*]
+        };
+    }
+    const SNAPSHOTS: &[(&str, &str)] = snapshots!(
+        "it__snapshots__fansly_error_400.snap",
+        "it__snapshots__fansly_error_401.snap",
+        "it__snapshots__fansly_error_404.snap",
+        "it__snapshots__fansly_status_active.snap",
+        "it__snapshots__fansly_status_completed.snap",
+        "it__snapshots__fansly_status_failed.snap",
+        "it__snapshots__fansly_status_waiting.snap",
+        "it__snapshots__fansly_upload_accepted.snap",
+        "it__snapshots__onlyfans_error_401.snap",
+        "it__snapshots__onlyfans_error_404.snap",
+        "it__snapshots__onlyfans_error_422.snap",
+        "it__snapshots__onlyfans_status_completed_cdn.snap",
+        "it__snapshots__onlyfans_status_failed.snap",
+        "it__snapshots__onlyfans_status_pending.snap",
+        "it__snapshots__onlyfans_status_processing.snap",
+        "it__snapshots__onlyfans_upload_async_accepted.snap",
+        "it__snapshots__onlyfans_upload_sync_cdn.snap",
+        "it__snapshots__onlyfans_upload_sync_vault.snap",
+    );
+    SNAPSHOTS
+        .iter()
+        .find(|(name, _)| *name == file_name)
+        .map(|(_, text)| *text)
 }

@@ -1,17 +1,18 @@
 //! `conformance`: run the checks against a target, grade a client program, or report drift.
 //!
-//! Exit status: 0 everything passed, 1 a check failed (or drift was found), 2 bad usage or an
-//! unreachable target.
+//! Exit status: 0 everything passed, 1 a check failed, a rule was not exercised (unless
+//! `--allow-skip`) or drift was found, 2 bad usage or an unreachable target.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use conformance::client::{self, ClientOptions};
+use conformance::client::{self, ClientOptions, TimeScale};
 use conformance::drift::{self, Severity};
-use conformance::report::{self, Progress, Suite};
+use conformance::report::{self, GradeProgress, Progress, Suite};
 use conformance::{Options, Report, RunError, Target};
 use mock_server::{MockServer, Provider};
 
@@ -96,6 +97,9 @@ struct RunArgs {
     /// Write a JSON report here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Exit 0 even when a check met no case (it is still reported as not exercised).
+    #[arg(long)]
+    allow_skip: bool,
 }
 
 #[derive(Debug, Args)]
@@ -112,12 +116,18 @@ struct ClientArgs {
     /// Consecutive retries of one request allowed.
     #[arg(long, default_value_t = 10)]
     max_retries: u32,
-    /// A client still running after this is killed.
-    #[arg(long, default_value = "240s", value_parser = humantime::parse_duration)]
-    timeout: Duration,
-    /// Multiplies every scenario timeline (0.1 makes them ten times faster).
-    #[arg(long, default_value_t = 1.0)]
-    time_scale: f64,
+    /// A client still running after this is killed; by default the run's deadline
+    /// (CONFORMANCE_DEADLINE) plus 20s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+    /// `auto` compresses timelines longer than 15s to 15s; a number multiplies every timeline
+    /// (0.1 makes them ten times faster). Either way each job waits for the polls its faults
+    /// aim at, and Retry-After is never scaled.
+    #[arg(long, default_value = "auto")]
+    time_scale: TimeScale,
+    /// Exit 0 even when a rule a scenario is built to exercise was not exercised.
+    #[arg(long)]
+    allow_skip: bool,
     /// The file handed to the client as {file}; the sample JPEG by default.
     #[arg(long)]
     file: Option<PathBuf>,
@@ -146,7 +156,8 @@ struct DriftArgs {
     /// The account for --base-url.
     #[arg(long, env = "CONFORMANCE_ACCOUNT")]
     account: Option<String>,
-    /// Where the committed snapshots are.
+    /// Where the snapshots to compare with are; the ones embedded in this binary (the
+    /// repository's `conformance/tests/it/snapshots/`) by default.
     #[arg(long)]
     snapshots: Option<PathBuf>,
     /// Accepted spec differences, one key per line.
@@ -191,11 +202,12 @@ fn main() -> ExitCode {
 }
 
 /// Builds the target, starting an in-process mock when no base URL is given (the mock is kept
-/// alive by the returned handle).
+/// alive by the returned handle). A base URL is checked and reached before anything else, so an
+/// error names the actual problem (a missing scheme, a closed port) rather than a consequence.
 async fn target(args: &TargetArgs) -> anyhow::Result<(Target, Option<MockServer>)> {
     let provider = Provider::from(args.provider);
     let (base_url, server) = match &args.base_url {
-        Some(url) => (url.clone(), None),
+        Some(url) => (checked_base_url(url)?, None),
         None => {
             let server = MockServer::builder()
                 .start()
@@ -207,11 +219,7 @@ async fn target(args: &TargetArgs) -> anyhow::Result<(Target, Option<MockServer>
     let admin = match args.admin {
         AdminArg::Yes => true,
         AdminArg::No => false,
-        AdminArg::Auto => {
-            reqwest::get(format!("{}/__admin/health", base_url.trim_end_matches('/')))
-                .await
-                .is_ok_and(|response| response.status().is_success())
-        }
+        AdminArg::Auto => has_admin_api(&base_url).await?,
     };
     let mut target = if admin {
         Target::mock(&base_url, provider)
@@ -222,9 +230,52 @@ async fn target(args: &TargetArgs) -> anyhow::Result<(Target, Option<MockServer>
     if let Some(account) = &args.account {
         target.account.clone_from(account);
     } else if !admin {
-        anyhow::bail!("--account is required for a live target");
+        anyhow::bail!(
+            "--account is required for a live target: {base_url} answers but has no mock admin \
+             API (/__admin/health), so it is taken for the live {} API \
+             (pass --account, or --admin yes if it is a mock)",
+            provider.slug()
+        );
     }
     Ok((target, server))
+}
+
+/// `url` without a trailing slash, if it is an http(s) origin (with an optional path prefix).
+fn checked_base_url(url: &str) -> anyhow::Result<String> {
+    let hint = "expected an http:// or https:// URL such as https://v1.apifansly.com or \
+                http://127.0.0.1:8765";
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|err| anyhow::anyhow!("invalid --base-url {url:?}: {err}; {hint}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        anyhow::bail!(
+            "invalid --base-url {url:?}: scheme {:?} is not http or https; {hint}",
+            parsed.scheme()
+        );
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        anyhow::bail!("invalid --base-url {url:?}: no host; {hint}");
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        anyhow::bail!(
+            "invalid --base-url {url:?}: a query or fragment cannot prefix paths; {hint}"
+        );
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+/// Whether `base_url` is a mock (its `/__admin/health` answers 2xx); an error when nothing
+/// answers at all.
+async fn has_admin_api(base_url: &str) -> anyhow::Result<bool> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .context("building the HTTP client")?;
+    let response = client
+        .get(format!("{base_url}/__admin/health"))
+        .send()
+        .await
+        .map_err(|err| anyhow::Error::new(err).context(format!("cannot reach {base_url}")))?;
+    Ok(response.status().is_success())
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<bool> {
@@ -235,13 +286,27 @@ async fn run(args: RunArgs) -> anyhow::Result<bool> {
         ..Options::default()
     };
     let report = run_checks(&target, &options).await?;
-    let name = format!("{} {}", report.provider, report.base_url);
+    let properties = vec![
+        ("base_url".to_owned(), report.base_url.clone()),
+        ("admin".to_owned(), report.admin.to_string()),
+        ("n_requests".to_owned(), report.n_requests.to_string()),
+        ("elapsed_ms".to_owned(), format!("{:.0}", report.elapsed_ms)),
+    ];
     let suites = [Suite {
-        name: &name,
+        name: report.provider,
         results: &report.results,
+        properties: &properties,
     }];
     write_reports(&suites, args.junit.as_ref(), args.json.as_ref(), &report)?;
     report::print(&mut std::io::stdout().lock(), &suites)?;
+    let unexercised = report.n_unexercised();
+    if unexercised > 0 && !args.allow_skip {
+        eprintln!(
+            "{unexercised} check(s) applied to this target but met no case (NOT EXERCISED \
+             above): exit 1; pass --allow-skip to accept that"
+        );
+        return Ok(false);
+    }
     Ok(report.is_success())
 }
 
@@ -292,50 +357,73 @@ async fn grade(args: ClientArgs) -> anyhow::Result<bool> {
         time_scale: args.time_scale,
         file: args.file,
     };
+    let scenarios = client::scenarios(&options)?;
+    let budget = client::budget(&options, &scenarios);
     eprintln!(
         "grading {:?}: {}",
         options.command,
-        client::describe(&options)
+        client::describe(&options, budget, scenarios.len())
     );
-    let grades = client::grade(&options).await?;
+    let names: Vec<String> = scenarios
+        .iter()
+        .map(|scenario| scenario.name.clone())
+        .collect();
+    let progress = GradeProgress::new(&names);
+    let grades = client::grade(&options, &|event| progress.event(event)).await?;
+    drop(progress);
     let names: Vec<String> = grades
         .iter()
+        .map(|grade| format!("scenario {}", grade.scenario))
+        .collect();
+    let properties: Vec<Vec<(String, String)>> = grades
+        .iter()
         .map(|grade| {
-            format!(
-                "scenario {} (exit {})",
-                grade.scenario,
-                grade
-                    .exit_code
-                    .map_or("none".to_owned(), |code| code.to_string())
-            )
+            vec![
+                (
+                    "exit_code".to_owned(),
+                    grade
+                        .exit_code
+                        .map_or("none".to_owned(), |code| code.to_string()),
+                ),
+                (
+                    "elapsed_ms".to_owned(),
+                    grade.elapsed.as_millis().to_string(),
+                ),
+                ("n_polls".to_owned(), grade.n_polls.to_string()),
+                (
+                    "deadline_s".to_owned(),
+                    budget.deadline.as_secs().to_string(),
+                ),
+            ]
         })
         .collect();
     let suites: Vec<Suite<'_>> = grades
         .iter()
         .zip(&names)
-        .map(|(grade, name)| Suite {
+        .zip(&properties)
+        .map(|((grade, name), properties)| Suite {
             name,
             results: &grade.results,
+            properties,
         })
         .collect();
     if let Some(path) = &args.junit {
-        let xml = report::junit("conformance client", &suites).context("rendering JUnit XML")?;
+        let xml = report::junit("conformance-client", &suites).context("rendering JUnit XML")?;
         std::fs::write(path, xml).with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(path) = &args.json {
-        let extra = serde_json::json!({ "command": options.command });
+        let extra = serde_json::json!({
+            "command": options.command,
+            "provider": options.provider.slug(),
+            "deadline_s": budget.deadline.as_secs(),
+        });
         std::fs::write(path, report::json(&suites, extra))
             .with_context(|| format!("writing {}", path.display()))?;
     }
     let mut out = std::io::stdout().lock();
     report::print(&mut out, &suites)?;
     for grade in &grades {
-        let failed = grade
-            .results
-            .iter()
-            .any(|result| result.outcome.is_failure());
-        if failed && !grade.output_tail.is_empty() {
-            use std::io::Write;
+        if grade.is_failure() && !grade.output_tail.is_empty() {
             writeln!(
                 out,
                 "--- client output, scenario {} ---\n{}",
@@ -343,12 +431,28 @@ async fn grade(args: ClientArgs) -> anyhow::Result<bool> {
             )?;
         }
     }
-    Ok(grades.iter().all(|grade| {
-        grade
-            .results
-            .iter()
-            .all(|result| !result.outcome.is_failure())
-    }))
+    let mut unexercised = 0;
+    for grade in &grades {
+        for result in grade.unexercised() {
+            unexercised += 1;
+            if let conformance::Outcome::Unexercised { reason } = &result.outcome {
+                writeln!(
+                    out,
+                    "not exercised: {} in scenario {}: {reason}",
+                    result.name, grade.scenario
+                )?;
+            }
+        }
+    }
+    if unexercised > 0 && !args.allow_skip {
+        writeln!(
+            out,
+            "{unexercised} rule(s) were not exercised, so they did not pass: exit 1 \
+             (--allow-skip accepts that)"
+        )?;
+        return Ok(false);
+    }
+    Ok(grades.iter().all(|grade| !grade.is_failure()))
 }
 
 async fn drift(args: DriftArgs) -> anyhow::Result<bool> {
@@ -400,6 +504,7 @@ async fn drift(args: DriftArgs) -> anyhow::Result<bool> {
     );
 
     if let Some(base_url) = &args.base_url {
+        let base_url = checked_base_url(base_url)?;
         let provider: Provider = args
             .provider
             .context("--provider is required with --base-url")?
@@ -408,17 +513,17 @@ async fn drift(args: DriftArgs) -> anyhow::Result<bool> {
             .account
             .clone()
             .context("--account is required with --base-url")?;
-        let target = Target::live(base_url, provider, &args.api_key, account);
+        let target = Target::live(&base_url, provider, &args.api_key, account);
         let report = run_checks(&target, &Options::default()).await?;
-        let dir = args
-            .snapshots
-            .clone()
-            .unwrap_or_else(drift::default_snapshot_dir);
-        println!(
-            "Response drift: {base_url} against the snapshots in {}",
-            dir.display()
+        let source = args.snapshots.as_ref().map_or_else(
+            || "the snapshots embedded in this binary".to_owned(),
+            |dir| format!("the snapshots in {}", dir.display()),
         );
-        for kind in drift::compare_snapshots(report.provider, &report.samples, &dir) {
+        println!(
+            "Response drift: {base_url} against {source} (shape everywhere; values where \
+             specs/ fixes them)"
+        );
+        for kind in drift::compare_snapshots(&report, args.snapshots.as_deref()) {
             if !kind.has_snapshot {
                 println!("  new       {}: no snapshot to compare with", kind.kind);
             } else if kind.differences.is_empty() {
@@ -437,12 +542,12 @@ async fn drift(args: DriftArgs) -> anyhow::Result<bool> {
                 "  and {} checks failed against the live API:",
                 report.n_failed()
             );
-            let name = format!("{} {}", report.provider, report.base_url);
             report::print(
                 &mut std::io::stdout().lock(),
                 &[Suite {
-                    name: &name,
+                    name: report.provider,
                     results: &report.results,
+                    properties: &[],
                 }],
             )?;
         }

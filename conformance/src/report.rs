@@ -11,14 +11,19 @@ use crate::check::{CheckResult, Outcome};
 /// A named group of results: one provider run, or one scenario of a client grading.
 #[derive(Debug, Clone, Copy)]
 pub struct Suite<'a> {
-    /// The suite's name, e.g. `fansly http://127.0.0.1:8765` or `client flaky-5xx`.
+    /// The suite's name, the same from run to run and machine to machine (`fansly`,
+    /// `scenario flaky-5xx`): CI test-history tools key on it.
     pub name: &'a str,
     /// Its rows.
     pub results: &'a [CheckResult],
+    /// What varies between runs (base URL, port, exit code, timings): JUnit properties and
+    /// JSON fields, never part of a name.
+    pub properties: &'a [(String, String)],
 }
 
-/// JUnit XML: one `<testsuite>` per suite, one `<testcase>` per row; failures carry every
-/// message, skips their reason, so CI annotations say what broke.
+/// JUnit XML: one `<testsuite>` per suite, one `<testcase>` per row (class name
+/// `conformance.<suite>`); failures carry every message, skips their reason, so CI annotations
+/// say what broke. Names are stable across runs; what varies is in `<properties>`.
 pub fn junit(
     report_name: &str,
     suites: &[Suite<'_>],
@@ -26,6 +31,10 @@ pub fn junit(
     let mut report = quick_junit::Report::new(report_name);
     for suite in suites {
         let mut test_suite = TestSuite::new(suite.name);
+        for (name, value) in suite.properties {
+            test_suite.add_property(quick_junit::Property::new(name.as_str(), value.as_str()));
+        }
+        let class_name = format!("{report_name}.{}", suite.name.replace(' ', "."));
         for result in suite.results {
             let status = match &result.outcome {
                 Outcome::Passed => TestCaseStatus::success(),
@@ -41,9 +50,15 @@ pub fn junit(
                     status.set_message(reason.clone());
                     status
                 }
+                Outcome::Unexercised { reason } => {
+                    let mut status = TestCaseStatus::skipped();
+                    status.set_message(format!("not exercised: {reason}"));
+                    status
+                }
             };
             let mut case = TestCase::new(result.name, status);
-            case.set_classname(suite.name).set_assertions(result.cases);
+            case.set_classname(class_name.as_str())
+                .set_assertions(result.cases);
             test_suite.add_test_case(case);
         }
         report.add_test_suite(test_suite);
@@ -51,11 +66,23 @@ pub fn junit(
     report.to_string()
 }
 
-/// The suites as one JSON document: `{"suites": [{"name", "results": [...]}]}`.
+/// The suites as one JSON document:
+/// `{"suites": [{"name", "properties": {...}, "results": [...]}]}`.
 pub fn json(suites: &[Suite<'_>], extra: serde_json::Value) -> String {
     let suites: Vec<serde_json::Value> = suites
         .iter()
-        .map(|suite| serde_json::json!({ "name": suite.name, "results": suite.results }))
+        .map(|suite| {
+            let properties: serde_json::Map<String, serde_json::Value> = suite
+                .properties
+                .iter()
+                .map(|(name, value)| (name.clone(), serde_json::Value::from(value.as_str())))
+                .collect();
+            serde_json::json!({
+                "name": suite.name,
+                "properties": properties,
+                "results": suite.results,
+            })
+        })
         .collect();
     let mut document = serde_json::json!({ "suites": suites });
     if let serde_json::Value::Object(extra) = extra {
@@ -69,7 +96,7 @@ pub fn json(suites: &[Suite<'_>], extra: serde_json::Value) -> String {
 
 /// Prints every row of every suite, then the totals line `N passed, N failed`.
 pub fn print(out: &mut impl Write, suites: &[Suite<'_>]) -> std::io::Result<()> {
-    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    let (mut passed, mut failed, mut skipped, mut unexercised) = (0, 0, 0, 0);
     for suite in suites {
         writeln!(out, "{}", suite.name)?;
         for result in suite.results {
@@ -81,25 +108,35 @@ pub fn print(out: &mut impl Write, suites: &[Suite<'_>]) -> std::io::Result<()> 
                 Outcome::Failed { failures } => {
                     failed += 1;
                     writeln!(out, "  FAIL {}: {}", result.name, result.description)?;
-                    for failure in failures.iter().take(20) {
+                    for failure in failures.iter().take(MAX_PRINTED) {
                         writeln!(out, "       - {failure}")?;
                     }
-                    if failures.len() > 20 {
-                        writeln!(out, "       … and {} more", failures.len() - 20)?;
+                    if failures.len() > MAX_PRINTED {
+                        writeln!(out, "       … and {} more", failures.len() - MAX_PRINTED)?;
                     }
                 }
                 Outcome::Skipped { reason } => {
                     skipped += 1;
                     writeln!(out, "  SKIP {}: {reason}", result.name)?;
                 }
+                Outcome::Unexercised { reason } => {
+                    unexercised += 1;
+                    writeln!(out, "  NOT EXERCISED {}: {reason}", result.name)?;
+                }
             }
         }
     }
     if skipped > 0 {
-        writeln!(out, "{skipped} skipped")?;
+        writeln!(out, "{skipped} skipped (not applicable)")?;
+    }
+    if unexercised > 0 {
+        writeln!(out, "{unexercised} not exercised")?;
     }
     writeln!(out, "{passed} passed, {failed} failed")
 }
+
+/// Failure lines printed per check; JUnit and JSON keep them all.
+const MAX_PRINTED: usize = 20;
 
 /// Shows progress: a bar on a terminal, one plain line per step otherwise (CI logs).
 #[derive(Debug)]
@@ -139,4 +176,113 @@ impl Progress {
             bar.finish_and_clear();
         }
     }
+}
+
+/// Shows a client grading as it goes: on a terminal a live line per scenario (elapsed, polls
+/// seen, then its verdicts); otherwise one line per scenario when it ends, for CI logs.
+#[derive(Debug)]
+pub struct GradeProgress {
+    lines: Option<(
+        indicatif::MultiProgress,
+        Vec<(String, indicatif::ProgressBar)>,
+    )>,
+}
+
+impl GradeProgress {
+    /// A display for these scenarios, on stderr.
+    pub fn new(scenarios: &[String]) -> Self {
+        let width = scenarios.iter().map(String::len).max().unwrap_or(0);
+        let lines = std::io::stderr().is_terminal().then(|| {
+            let multi = indicatif::MultiProgress::new();
+            let style = indicatif::ProgressStyle::with_template("{spinner} {prefix} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+            let bars = scenarios
+                .iter()
+                .map(|name| {
+                    let bar = multi.add(indicatif::ProgressBar::new_spinner());
+                    bar.set_style(style.clone());
+                    bar.set_prefix(format!("{name:width$}"));
+                    bar.set_message("starting");
+                    bar.enable_steady_tick(Duration::from_millis(200));
+                    (name.clone(), bar)
+                })
+                .collect();
+            (multi, bars)
+        });
+        Self { lines }
+    }
+
+    /// One event from the grader.
+    pub fn event(&self, event: crate::client::Event<'_>) {
+        match event {
+            crate::client::Event::Running {
+                scenario,
+                elapsed,
+                n_polls,
+            } => {
+                if let Some(bar) = self.bar(scenario) {
+                    bar.set_message(format!(
+                        "{:5.1}s  {n_polls} polls  running",
+                        elapsed.as_secs_f64()
+                    ));
+                }
+            }
+            crate::client::Event::Done(grade) => {
+                let line = grade_line(grade);
+                match self.bar(&grade.scenario) {
+                    Some(bar) => bar.finish_with_message(line),
+                    None => eprintln!("scenario {} {line}", grade.scenario),
+                }
+            }
+        }
+    }
+
+    fn bar(&self, scenario: &str) -> Option<&indicatif::ProgressBar> {
+        let (_, bars) = self.lines.as_ref()?;
+        bars.iter()
+            .find(|(name, _)| name == scenario)
+            .map(|(_, bar)| bar)
+    }
+}
+
+/// `done in 3.1s, 4 polls, exit 0: 7 passed, 1 FAILED (poll_rate)`.
+fn grade_line(grade: &crate::client::Grade) -> String {
+    let names = |pick: fn(&Outcome) -> bool| -> Vec<&str> {
+        grade
+            .results
+            .iter()
+            .filter(|result| pick(&result.outcome))
+            .map(|result| result.name)
+            .collect()
+    };
+    let passed = names(|outcome| matches!(outcome, Outcome::Passed)).len();
+    let failed = names(|outcome| matches!(outcome, Outcome::Failed { .. }));
+    let unexercised = names(|outcome| matches!(outcome, Outcome::Unexercised { .. }));
+    let skipped = names(|outcome| matches!(outcome, Outcome::Skipped { .. })).len();
+    let mut line = format!(
+        "done in {:.1}s, {} polls, exit {}: {passed} passed",
+        grade.elapsed.as_secs_f64(),
+        grade.n_polls,
+        grade
+            .exit_code
+            .map_or("none".to_owned(), |code| code.to_string()),
+    );
+    if !failed.is_empty() {
+        line.push_str(&format!(
+            ", {} FAILED ({})",
+            failed.len(),
+            failed.join(", ")
+        ));
+    }
+    if !unexercised.is_empty() {
+        line.push_str(&format!(
+            ", {} NOT EXERCISED ({})",
+            unexercised.len(),
+            unexercised.join(", ")
+        ));
+    }
+    if skipped > 0 {
+        line.push_str(&format!(", {skipped} not applicable"));
+    }
+    line
 }

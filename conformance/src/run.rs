@@ -5,7 +5,7 @@
 //! milliseconds), and failure cases are aimed at single uploads with `X-Mock-Scenario`; on a
 //! live API, waiting is sleeping and the checks that need the admin API are skipped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -105,6 +105,9 @@ pub struct Report {
     pub results: Vec<CheckResult>,
     /// Normalised bodies by response kind (`status_completed`, `error_401`, ...), for snapshots.
     pub samples: BTreeMap<String, Value>,
+    /// For each sample, the JSON pointers whose value the spec fixes (an `enum`, `x-drift:
+    /// value`): what drift compares by value; the rest it compares by shape.
+    pub fixed: BTreeMap<String, BTreeSet<String>>,
     /// Requests sent.
     pub n_requests: usize,
     /// Wall time of the run, in milliseconds.
@@ -127,7 +130,12 @@ impl Report {
         self.count(|outcome| matches!(outcome, check::Outcome::Skipped { .. }))
     }
 
-    /// Whether no check failed.
+    /// Checks that applied but met no case.
+    pub fn n_unexercised(&self) -> usize {
+        self.count(|outcome| matches!(outcome, check::Outcome::Unexercised { .. }))
+    }
+
+    /// Whether no check failed (unexercised checks are judged by the caller: `--allow-skip`).
     pub fn is_success(&self) -> bool {
         self.n_failed() == 0
     }
@@ -205,6 +213,7 @@ pub async fn run(
         admin: target.admin,
         results: runner.findings.finish(),
         samples: runner.samples,
+        fixed: runner.fixed,
         n_requests: runner.n_requests,
         elapsed_ms: stopwatch.elapsed_ms(),
     })
@@ -262,6 +271,7 @@ pub(crate) struct Runner<'a> {
     pub(crate) options: &'a Options,
     pub(crate) findings: Findings,
     pub(crate) samples: BTreeMap<String, Value>,
+    pub(crate) fixed: BTreeMap<String, BTreeSet<String>>,
     /// Completed jobs' final status bodies, with what was uploaded.
     pub(crate) completed: Vec<(Sample, Value)>,
     client: reqwest::Client,
@@ -298,6 +308,7 @@ impl<'a> Runner<'a> {
             options,
             findings: Findings::default(),
             samples: BTreeMap::new(),
+            fixed: BTreeMap::new(),
             completed: Vec::new(),
             client,
             spec,
@@ -478,13 +489,25 @@ impl<'a> Runner<'a> {
         Some(clock["unix_ms"].as_u64()? / 1000)
     }
 
-    /// Keeps a normalised copy of a body as the sample of its response kind (first one wins).
+    /// Keeps a normalised copy of a body as the sample of its response kind (first one wins),
+    /// with the pointers whose values its documented schema fixes.
     pub(crate) fn keep_sample(&mut self, kind: &str, exchange: &Exchange) {
-        if let Some(json) = &exchange.json {
-            self.samples
-                .entry(kind.to_owned())
-                .or_insert_with(|| crate::snapshot::normalize(json));
+        let Some(json) = &exchange.json else {
+            return;
+        };
+        if self.samples.contains_key(kind) {
+            return;
         }
+        self.samples
+            .insert(kind.to_owned(), crate::snapshot::normalize(json));
+        let fixed = self
+            .spec
+            .response(&exchange.method, &exchange.path, exchange.status)
+            .ok()
+            .and_then(|documented| documented.schema("application/json"))
+            .map(|schema| crate::snapshot::fixed_pointers(&schema, json))
+            .unwrap_or_default();
+        self.fixed.insert(kind.to_owned(), fixed);
     }
 
     /// The upload form for `sample` with this provider's fields (unless the run sets them).

@@ -5,6 +5,8 @@
 //! mock and the live API, and a renamed field, a changed type or a new state name shows up as a
 //! readable difference.
 
+use std::collections::BTreeSet;
+
 use serde_json::{Map, Value};
 
 /// Keys whose values are identifiers: kept as their type, never their value.
@@ -156,20 +158,120 @@ impl std::fmt::Display for Difference {
     }
 }
 
-/// Every difference from `expected` (the snapshot) to `actual`; both already normalised.
-pub fn diff(expected: &Value, actual: &Value) -> Vec<Difference> {
-    let mut found = Vec::new();
-    diff_into(expected, actual, String::new(), &mut found);
+/// The JSON pointers in `instance` whose *values* its contract fixes: an `enum` or `const` in
+/// `schema` (a JSON Schema 2020-12 document with `$defs`, as [`mock_server::spec`] converts
+/// them), or our `x-drift: value` marker. Everything else is compared by shape only, so a progress
+/// of 75 where the snapshot has 0, or a new id, is not drift while a new state name is.
+///
+/// `oneOf`/`anyOf` branches count only where the instance matches them: the completed branch's
+/// `progress: enum [100]` must not pin an active job's progress.
+pub fn fixed_pointers(schema: &Value, instance: &Value) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let defs = schema.get("$defs").cloned().unwrap_or(Value::Null);
+    walk_fixed(schema, &defs, instance, String::new(), &mut found, 0);
     found
 }
 
-fn diff_into(expected: &Value, actual: &Value, pointer: String, found: &mut Vec<Difference>) {
+fn walk_fixed(
+    schema: &Value,
+    defs: &Value,
+    instance: &Value,
+    pointer: String,
+    found: &mut BTreeSet<String>,
+    depth: usize,
+) {
+    // Schemas here are small and acyclic in practice; the bound only stops a hostile spec.
+    if depth > 64 {
+        return;
+    }
+    let Value::Object(map) = schema else {
+        return;
+    };
+    if let Some(Value::String(target)) = map.get("$ref") {
+        if let Some(resolved) = target
+            .strip_prefix("#/$defs/")
+            .and_then(|name| defs.get(name))
+        {
+            walk_fixed(resolved, defs, instance, pointer.clone(), found, depth + 1);
+        }
+    }
+    let fixes_value = map.contains_key("enum")
+        || map.contains_key("const")
+        || map.get(mock_server::spec::DRIFT_KEYWORD) == Some(&Value::from("value"));
+    if fixes_value {
+        found.insert(pointer.clone());
+    }
+    if let Some(Value::Array(branches)) = map.get("allOf") {
+        for branch in branches {
+            walk_fixed(branch, defs, instance, pointer.clone(), found, depth + 1);
+        }
+    }
+    for key in ["oneOf", "anyOf"] {
+        if let Some(Value::Array(branches)) = map.get(key) {
+            for branch in branches {
+                let alone = serde_json::json!({ "$defs": defs, "allOf": [branch] });
+                let matches = mock_server::spec::validate(&alone, instance)
+                    .is_ok_and(|violations| violations.is_empty());
+                if matches {
+                    walk_fixed(branch, defs, instance, pointer.clone(), found, depth + 1);
+                }
+            }
+        }
+    }
+    match instance {
+        Value::Object(fields) => {
+            let properties = map.get("properties");
+            let additional = map.get("additionalProperties");
+            for (name, value) in fields {
+                let inner = format!("{pointer}/{}", escape(name));
+                match properties.and_then(|properties| properties.get(name)) {
+                    Some(property) => walk_fixed(property, defs, value, inner, found, depth + 1),
+                    None => {
+                        if let Some(additional) = additional {
+                            walk_fixed(additional, defs, value, inner, found, depth + 1);
+                        }
+                    }
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = map.get("items") {
+                for (idx, item) in items.iter().enumerate() {
+                    let inner = format!("{pointer}/{idx}");
+                    walk_fixed(item_schema, defs, item, inner, found, depth + 1);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every difference from `expected` (the snapshot) to `actual`, both already normalised: field
+/// names, JSON types and nesting always; a value only where `compares_value(pointer)` says the
+/// contract fixes it (see [`fixed_pointers`]).
+pub fn diff(
+    expected: &Value,
+    actual: &Value,
+    compares_value: &dyn Fn(&str) -> bool,
+) -> Vec<Difference> {
+    let mut found = Vec::new();
+    diff_into(expected, actual, String::new(), compares_value, &mut found);
+    found
+}
+
+fn diff_into(
+    expected: &Value,
+    actual: &Value,
+    pointer: String,
+    compares_value: &dyn Fn(&str) -> bool,
+    found: &mut Vec<Difference>,
+) {
     match (expected, actual) {
         (Value::Object(want), Value::Object(got)) => {
             for (name, value) in want {
                 let inner = format!("{pointer}/{}", escape(name));
                 match got.get(name) {
-                    Some(other) => diff_into(value, other, inner, found),
+                    Some(other) => diff_into(value, other, inner, compares_value, found),
                     None => found.push(Difference {
                         pointer: inner,
                         change: format!("field removed (was {})", kind(value)),
@@ -186,21 +288,32 @@ fn diff_into(expected: &Value, actual: &Value, pointer: String, found: &mut Vec<
             }
         }
         (Value::Array(want), Value::Array(got)) => {
-            for (idx, (value, other)) in want.iter().zip(got).enumerate() {
-                diff_into(value, other, format!("{pointer}/{idx}"), found);
-            }
-            if want.len() != got.len() {
+            // How many items a list holds (variants, locations) is a value, not a shape: items
+            // are compared with their counterpart, or with the snapshot's last item's shape.
+            if want.is_empty() != got.is_empty() {
                 found.push(Difference {
                     pointer,
                     change: format!("{} items, the snapshot has {}", got.len(), want.len()),
                 });
+                return;
+            }
+            for (idx, other) in got.iter().enumerate() {
+                let inner = format!("{pointer}/{idx}");
+                match want.get(idx) {
+                    Some(value) => diff_into(value, other, inner, compares_value, found),
+                    None => {
+                        if let Some(last) = want.last() {
+                            diff_into(last, other, inner, &|_| false, found);
+                        }
+                    }
+                }
             }
         }
         _ if kind(expected) != kind(actual) => found.push(Difference {
             pointer,
             change: format!("type changed from {} to {}", kind(expected), kind(actual)),
         }),
-        _ if expected != actual => found.push(Difference {
+        _ if expected != actual && compares_value(&pointer) => found.push(Difference {
             pointer,
             change: format!("value changed from {expected} to {actual}"),
         }),
@@ -249,7 +362,7 @@ mod tests {
     fn diff_names_added_removed_and_retyped_fields() {
         let snapshot = json!({"data": {"jobId": "[id]", "state": "waiting", "progress": 0}});
         let live = json!({"data": {"jobId": 0, "state": "queued", "eta": 3}});
-        let found: Vec<String> = diff(&snapshot, &live)
+        let found: Vec<String> = diff(&snapshot, &live, &|pointer| pointer == "/data/state")
             .iter()
             .map(ToString::to_string)
             .collect();

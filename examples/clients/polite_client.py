@@ -2,7 +2,8 @@
 """A client that does everything right: the reference the client grader holds others to.
 
 Usage: polite_client.py PROVIDER BASE_URL API_KEY ACCOUNT FILE
-Env:   POLL_INTERVAL seconds between polls (default 1.0), DEADLINE seconds (default 120).
+Env:   POLL_INTERVAL seconds between polls (default 1.0), DEADLINE seconds (default: the
+       CONFORMANCE_DEADLINE the client grader announces, else 120).
 
 Standard library only, so it runs wherever Python 3.8+ does.
 """
@@ -16,7 +17,9 @@ import urllib.request
 import uuid
 
 POLL_INTERVAL = float(os.environ.get("POLL_INTERVAL", "1.0"))
-DEADLINE = float(os.environ.get("DEADLINE", "120"))
+# A job still running after DEADLINE seconds is given up on. The grader says how long jobs take
+# in its run (CONFORMANCE_DEADLINE), so a stuck job is reported in seconds, not minutes.
+DEADLINE = float(os.environ.get("DEADLINE") or os.environ.get("CONFORMANCE_DEADLINE") or "120")
 MAX_RETRIES = 8
 
 

@@ -122,6 +122,9 @@ pub(crate) struct TimelineRecord {
     pub(crate) steps: Vec<StepRecord>,
     /// `None` for completed, the reason for failed.
     pub(crate) failed: Option<String>,
+    /// Polls the outcome waits for (absent in logs written before it existed).
+    #[serde(default)]
+    pub(crate) min_polls: u32,
 }
 
 /// One step as stored.
@@ -153,6 +156,7 @@ impl From<&Timeline> for TimelineRecord {
                 Outcome::Completed => None,
                 Outcome::Failed { reason } => Some(reason.to_string()),
             },
+            min_polls: timeline.min_polls(),
         }
     }
 }
@@ -182,7 +186,9 @@ impl TimelineRecord {
                 reason: reason.as_str().into(),
             },
         };
-        Timeline::new(steps, outcome).ok()
+        Timeline::new(steps, outcome)
+            .ok()
+            .map(|timeline| timeline.with_min_polls(self.min_polls))
     }
 }
 

@@ -606,6 +606,10 @@ fn shorten(text: &str) -> String {
     format!("{}…", &text[..end])
 }
 
+/// The schema keyword (`x-drift: value`) that makes drift compare a field's value, not only its
+/// type: for texts the contract fixes without an `enum`, such as error messages.
+pub const DRIFT_KEYWORD: &str = "x-drift";
+
 /// OpenAPI 3.0 schema → JSON Schema 2020-12, walking `openapiv3`'s typed model.
 struct Converter<'a> {
     api: &'a OpenAPI,
@@ -815,6 +819,12 @@ impl Converter<'_> {
                     }
                 }
             }
+        }
+        // Our own marker for drift: `x-drift: value` says the value itself is contract, so a
+        // changed value is drift even where no `enum` pins it (error texts). JSON Schema ignores
+        // unknown keywords, so validation is unchanged.
+        if let Some(marker) = schema.schema_data.extensions.get(DRIFT_KEYWORD) {
+            out.insert(DRIFT_KEYWORD.to_owned(), marker.clone());
         }
         if schema.schema_data.nullable {
             nullable(&mut out);

@@ -233,7 +233,7 @@ async fn follow(runner: &mut Runner<'_>, job_id: &str) -> Option<Vec<Observation
                     .and_then(|body| observe(provider, body))
                 {
                     Some(observation) => {
-                        keep_status_sample(runner, &observation);
+                        keep_status_sample(runner, &exchange, &observation);
                         let is_terminal = rank(provider, &observation.state) == Some(2);
                         observations.push(observation);
                         if is_terminal {
@@ -313,15 +313,16 @@ async fn follow(runner: &mut Runner<'_>, job_id: &str) -> Option<Vec<Observation
     Some(observations)
 }
 
-fn keep_status_sample(runner: &mut Runner<'_>, observation: &Observation) {
+fn keep_status_sample(
+    runner: &mut Runner<'_>,
+    exchange: &crate::target::Exchange,
+    observation: &Observation,
+) {
     let kind = match (runner.target.provider, observation.state.as_str()) {
         (Provider::OnlyFans, "completed") => "status_completed_cdn".to_owned(),
         (_, state) => format!("status_{state}"),
     };
-    runner
-        .samples
-        .entry(kind)
-        .or_insert_with(|| crate::snapshot::normalize(&observation.body));
+    runner.keep_sample(&kind, exchange);
 }
 
 /// `legal_state_transitions` and `progress_monotonic` over one job's polls.

@@ -31,9 +31,16 @@ pub enum Outcome {
         /// One line per failure.
         failures: Vec<String>,
     },
-    /// It could not run here, and why (a live target has no clock to advance, say).
+    /// It does not apply here, and why (a live target has no clock to advance, a scenario that
+    /// sends no `Retry-After`).
     Skipped {
         /// Why.
+        reason: String,
+    },
+    /// It applies here but nothing exercised it (a scenario built to send a 429 whose 429 never
+    /// reached the client): not a pass, so a run of these fails unless the user allows it.
+    Unexercised {
+        /// Why it could not be exercised.
         reason: String,
     },
 }
@@ -167,11 +174,13 @@ impl Findings {
                 } else if cases > 0 {
                     Outcome::Passed
                 } else {
-                    Outcome::Skipped {
-                        reason: self
-                            .skips
-                            .remove(check.name)
-                            .unwrap_or_else(|| "no case reached it".to_owned()),
+                    // A check that says why it does not apply is skipped; one that simply met no
+                    // case was not exercised, which is not a pass.
+                    match self.skips.remove(check.name) {
+                        Some(reason) => Outcome::Skipped { reason },
+                        None => Outcome::Unexercised {
+                            reason: "no case reached it".to_owned(),
+                        },
                     }
                 };
                 CheckResult {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use conformance::Outcome;
-use conformance::client::{ClientOptions, Grade, grade};
+use conformance::client::{ClientOptions, Grade, TimeScale, grade};
 use mock_server::Provider;
 
 fn example(name: &str) -> String {
@@ -41,8 +41,8 @@ fn options(client: &str, provider: Provider) -> ClientOptions {
         .to_vec(),
         min_poll_interval: Duration::from_millis(200),
         max_retries: 10,
-        timeout: Duration::from_secs(60),
-        time_scale: 0.2,
+        timeout: Some(Duration::from_secs(60)),
+        time_scale: TimeScale::Factor(0.2),
         file: None,
     }
 }
@@ -57,6 +57,7 @@ fn table(grades: &[Grade]) -> BTreeMap<(String, &'static str), &'static str> {
                     Outcome::Passed => "pass",
                     Outcome::Failed { .. } => "fail",
                     Outcome::Skipped { .. } => "skip",
+                    Outcome::Unexercised { .. } => "unexercised",
                 };
                 ((grade.scenario.clone(), result.name), verdict)
             })
@@ -84,8 +85,8 @@ async fn the_polite_client_breaks_no_rule_in_any_built_in_scenario() {
     // included; at this speed jobs end before some faults are reached, which the test above
     // covers at a slower scale.
     options.scenarios = Vec::new();
-    options.time_scale = 0.05;
-    let grades = grade(&options).await.unwrap();
+    options.time_scale = TimeScale::Factor(0.05);
+    let grades = grade(&options, &|_| {}).await.unwrap();
     assert_eq!(grades.len(), mock_server::scenario::BUILT_IN.len());
     let failed: Vec<_> = table(&grades)
         .into_iter()
@@ -96,7 +97,7 @@ async fn the_polite_client_breaks_no_rule_in_any_built_in_scenario() {
 
 #[tokio::test]
 async fn the_polite_client_passes_every_rule_in_every_scenario() {
-    let grades = grade(&options("polite_client.py", Provider::Fansly))
+    let grades = grade(&options("polite_client.py", Provider::Fansly), &|_| {})
         .await
         .unwrap();
     let failed: Vec<_> = table(&grades)
@@ -125,7 +126,7 @@ async fn the_polite_client_passes_against_onlyfans_too() {
     options.scenarios = ["happy", "rate-limited", "fail-while-processing"]
         .map(str::to_owned)
         .to_vec();
-    let grades = grade(&options).await.unwrap();
+    let grades = grade(&options, &|_| {}).await.unwrap();
     let failed: Vec<_> = table(&grades)
         .into_iter()
         .filter(|(_, verdict)| *verdict == "fail")
@@ -135,7 +136,7 @@ async fn the_polite_client_passes_against_onlyfans_too() {
 
 #[tokio::test]
 async fn the_naive_client_fails_the_rules_it_breaks() {
-    let grades = grade(&options("naive_client.py", Provider::Fansly))
+    let grades = grade(&options("naive_client.py", Provider::Fansly), &|_| {})
         .await
         .unwrap();
     let verdicts = table(&grades);

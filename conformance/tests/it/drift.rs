@@ -1,8 +1,6 @@
 //! Drift: our specs against the provider's, and live answers against the snapshots.
 
-use conformance::drift::{
-    Severity, compare_snapshots, compare_specs, default_snapshot_dir, spec_drift,
-};
+use conformance::drift::{Severity, compare_snapshots, compare_specs, spec_drift};
 use conformance::{Options, Target};
 use mock_server::Provider;
 use mock_server::spec::{Document, Spec};
@@ -62,7 +60,7 @@ async fn mock_answers_match_the_committed_snapshots() {
         let report = conformance::run(&target, &Options::default(), &|_| {})
             .await
             .unwrap();
-        let drift = compare_snapshots(provider.slug(), &report.samples, &default_snapshot_dir());
+        let drift = compare_snapshots(&report, None);
         for kind in drift {
             assert!(kind.has_snapshot, "{} has no snapshot", kind.kind);
             assert!(
@@ -99,7 +97,7 @@ async fn a_renamed_field_in_a_live_answer_is_named_with_its_pointer() {
     let report = conformance::run(&target, &Options::default(), &|_| {})
         .await
         .unwrap();
-    let drift = compare_snapshots("fansly", &report.samples, &default_snapshot_dir());
+    let drift = compare_snapshots(&report, None);
     let waiting = drift
         .iter()
         .find(|kind| kind.kind == "status_waiting")

@@ -10,3 +10,4 @@ mod negative;
 mod props;
 mod snapshots;
 mod support;
+mod verdicts;

@@ -33,6 +33,7 @@ pub(crate) fn show(report: &Report) -> String {
         &[conformance::report::Suite {
             name: report.provider,
             results: &report.results,
+            properties: &[],
         }],
     )
     .unwrap();
