@@ -16,7 +16,8 @@ use crate::job::{Outcome, Phase, Step, Timeline, TimelineError, Until};
 /// The embedded defaults, `fixtures/defaults.yaml` at build time.
 pub const EMBEDDED_DEFAULTS: &str = include_str!("../../fixtures/defaults.yaml");
 
-/// Where the repository's sample media live; `file_url` uploads may read from here.
+/// Where the repository's sample media live, for tests and dev tools in the source tree; never a
+/// runtime default (the binary looks for `fixtures/media` under its working directory).
 pub fn repo_media_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/media")
 }

@@ -403,7 +403,6 @@ async fn answer_busy(this: &Connection, req: Request<Incoming>) -> Result<Respon
         Routed::Ready(response) => response,
         Routed::Later(work) => work.await,
     };
-    tracing::info!(%method, %path, status = response.status().as_u16(), "request");
     let mut note = ctx.take_note();
     note.fault = note.fault.or_else(|| {
         response
@@ -432,6 +431,18 @@ async fn answer_busy(this: &Connection, req: Request<Incoming>) -> Result<Respon
     } else {
         Ok(response)
     };
+    // One line per request: with `--log-format json` CI log tools filter on these fields.
+    tracing::info!(
+        %method,
+        %path,
+        status = if answered.is_ok() { status } else { 0 },
+        session = arrived.as_ref().map(|(_, _, session)| &**session),
+        job = note.job_id.as_deref(),
+        scenario = note.scenario.as_ref().map(|scenario| scenario.name.as_str()),
+        fault = note.fault,
+        duration_ms = stopwatch.elapsed_ms(),
+        "request"
+    );
     if let Some((at, method, session)) = arrived {
         app.journal.record(journal::Entry {
             seq: 0,

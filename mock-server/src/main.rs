@@ -7,11 +7,20 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::{Context as _, bail};
 use clap::{Parser, ValueEnum};
 use mock_server::clock::{Clock, saturating_add};
-use mock_server::fixture::{Fixtures, repo_media_dir};
+use mock_server::fixture::Fixtures;
 use mock_server::scenario::{Rules, Scenario};
 use mock_server::signing::SigningKey;
 use mock_server::webhook::WebhookConfig;
 use mock_server::{DEFAULT_KEY_PAIR_ID, DEFAULT_MAX_UPLOAD_BYTES, MockServer};
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// For people: one readable line per event.
+    Text,
+    /// For log tools: one JSON object per line (`fields.method`, `fields.status`, ...).
+    Json,
+}
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ClockKind {
@@ -28,6 +37,11 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "MOCK_BIND", default_value = "127.0.0.1:8765")]
     bind: SocketAddr,
+
+    /// Log format on stderr: `text`, or `json` (one object per line: every request with its
+    /// method, path, status, session, job, scenario, fault and duration; start-up and shutdown).
+    #[arg(long, env = "MOCK_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
 
     /// Clock: `system`, or `manual` to move time only through the admin API.
     #[arg(long, env = "MOCK_CLOCK", value_enum, default_value = "system")]
@@ -131,7 +145,8 @@ struct Args {
     #[arg(long, env = "MOCK_PUBLIC_URL")]
     public_url: Option<String>,
 
-    /// Directory `file://` upload URLs may read from (default: the repository's fixtures/media).
+    /// Directory `file://` upload URLs may read from (default: `fixtures/media` under the working
+    /// directory when there is one, as in a checkout; otherwise `file://` URLs are refused).
     #[arg(long, env = "MOCK_MEDIA_ROOT")]
     media_root: Option<PathBuf>,
 
@@ -174,16 +189,24 @@ fn main() {
 }
 
 async fn serve() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MOCK_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("mock_server=info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    if let Err(err) = run(Args::parse()).await {
-        eprintln!("mock-server: {err:#}");
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MOCK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("mock_server=info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
+    let log_format = args.log_format;
+    if let Err(err) = run(args).await {
+        match log_format {
+            LogFormat::Json => tracing::error!(error = format!("{err:#}"), "cannot run"),
+            LogFormat::Text => eprintln!("mock-server: {err:#}"),
+        }
         std::process::exit(1);
     }
 }
@@ -261,8 +284,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(url) = args.public_url {
         builder = builder.public_url(url);
     }
-    let media_root = args.media_root.unwrap_or_else(repo_media_dir);
-    builder = builder.media_root(media_root);
+    // Never a compile-time path: a binary copied to another machine must not point into a source
+    // tree that is not there. Started in a checkout, README's `file://$PWD/fixtures/media/...`
+    // examples work as they are.
+    let media_root = args.media_root.or_else(|| {
+        let checkout = PathBuf::from("fixtures/media");
+        checkout.is_dir().then_some(checkout)
+    });
+    match &media_root {
+        Some(dir) => {
+            tracing::info!(media_root = %dir.display(), "file:// upload URLs may read here");
+            builder = builder.media_root(dir.clone());
+        }
+        None => tracing::info!(
+            "no --media-root and no ./fixtures/media: file:// upload URLs are refused"
+        ),
+    }
     if let Some(dir) = args.storage_dir {
         builder = builder.storage_dir(dir);
     }
@@ -274,6 +311,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot start on {}", args.bind))?;
     let base = server.base_url();
+    tracing::info!(base_url = %base, version = env!("CARGO_PKG_VERSION"), "listening");
     // The banner is a courtesy: a closed stdout (a supervisor that read the first line and went
     // away) must not take the server down, so write errors are ignored rather than panicking.
     let banner = format!(
@@ -289,6 +327,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     shutdown.await;
     tracing::info!("shutting down");
     server.shutdown().await;
+    tracing::info!("stopped");
     Ok(())
 }
 

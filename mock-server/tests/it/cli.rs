@@ -138,3 +138,163 @@ fn a_bad_scenario_file_stops_start_up_naming_the_file_line_and_field() {
     assert!(stderr.contains("line 3"), "{stderr}");
     assert!(stderr.contains("retry_afterr"), "{stderr}");
 }
+
+#[test]
+fn json_logs_are_one_object_per_request_with_start_up_and_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mock-server"))
+        .args(["--bind", "127.0.0.1:0", "--log-format", "json"])
+        .args([
+            "--clock",
+            "manual",
+            "--queue-time",
+            "0s",
+            "--processing-time",
+            "0s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let first = BufReader::new(stdout).lines().next().unwrap().unwrap();
+    let base = first
+        .strip_prefix("mock-server listening on ")
+        .unwrap()
+        .to_owned();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            crate::support::file_part(crate::support::sample("sample.png"), "a.png", "image/png"),
+        );
+        let upload = http
+            .post(format!("{base}/api/fansly/acct/media/upload"))
+            .header("x-api-key", "k")
+            .header("x-mock-session", "logs")
+            .header("x-mock-scenario", "rate-limited")
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(upload.status(), 201);
+        for _ in 0..2 {
+            http.get(format!("{base}/api/fansly/media/upload/1/status"))
+                .header("x-api-key", "k")
+                .header("x-mock-session", "logs")
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}")))
+        .collect();
+    let message = |line: &serde_json::Value| line["fields"]["message"].as_str().map(str::to_owned);
+    assert!(
+        lines
+            .iter()
+            .any(|line| message(line).as_deref() == Some("listening")
+                && line["fields"]["base_url"] == base.as_str()),
+        "{text}"
+    );
+    assert_eq!(
+        message(lines.last().unwrap()).as_deref(),
+        Some("stopped"),
+        "{text}"
+    );
+    let requests: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|line| message(line).as_deref() == Some("request"))
+        .map(|line| &line["fields"])
+        .collect();
+    assert_eq!(requests.len(), 3, "one line per request\n{text}");
+    assert_eq!(requests[0]["method"], "POST");
+    assert_eq!(requests[0]["status"], 201);
+    assert_eq!(requests[0]["session"], "logs");
+    assert_eq!(requests[0]["job"], "1");
+    assert_eq!(requests[0]["scenario"], "rate-limited");
+    assert_eq!(requests[2]["path"], "/api/fansly/media/upload/1/status");
+    assert_eq!(requests[2]["status"], 429, "the 2nd poll of rate-limited");
+    assert_eq!(requests[2]["fault"], "respond");
+    assert!(requests[2]["duration_ms"].as_f64().unwrap() >= 0.0);
+}
+
+#[tokio::test]
+async fn a_copied_binary_serves_a_whole_lifecycle_from_any_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("mock-server");
+    std::fs::copy(env!("CARGO_BIN_EXE_mock-server"), &copy).unwrap();
+    let mut child = Command::new(&copy)
+        .args(["--bind", "127.0.0.1:0", "--clock", "manual"])
+        .current_dir(dir.path())
+        .env("MOCK_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let first = BufReader::new(stdout).lines().next().unwrap().unwrap();
+    let running = Running {
+        child,
+        base: first
+            .strip_prefix("mock-server listening on ")
+            .unwrap()
+            .to_owned(),
+    };
+    let http = reqwest::Client::new();
+    let bytes = crate::support::sample("sample.jpg");
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        crate::support::file_part(bytes.clone(), "a.jpg", "image/jpeg"),
+    );
+    let upload = http
+        .post(format!("{}/api/fansly/acct/media/upload", running.base))
+        .header("x-api-key", "k")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 201);
+    http.post(format!("{}/__admin/clock/advance", running.base))
+        .body(r#"{"by": "1m"}"#)
+        .send()
+        .await
+        .unwrap();
+    let status: serde_json::Value = http
+        .get(format!("{}/api/fansly/media/upload/1/status", running.base))
+        .header("x-api-key", "k")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["data"]["state"], "completed", "{status}");
+    let link = status["data"]["result"]["accountMedia"][0]["media"]["locations"][0]["location"]
+        .as_str()
+        .unwrap();
+    let served = http.get(link).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.bytes().await.unwrap(), bytes, "byte-exact");
+    // No checkout here: file:// is refused with the provider's error, not a broken path.
+    let form = reqwest::multipart::Form::new().text("file_url", "file:///etc/passwd");
+    let refused = http
+        .post(format!("{}/api/acct_1/media/vault", running.base))
+        .header("authorization", "Bearer k")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 422);
+}
