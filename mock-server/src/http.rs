@@ -149,25 +149,57 @@ pub(crate) static SESSION_HEADER: header::HeaderName =
 static DEFAULT_SESSION_ID: std::sync::LazyLock<SessionId> =
     std::sync::LazyLock::new(|| SessionId::from(DEFAULT_SESSION));
 
-/// The session a request names: 1 to 128 of `A-Z a-z 0-9 . _ : -`, or the default session.
+/// The query parameter that carries a session in the URLs the mock writes (OnlyFans
+/// `polling_url`, signed CDN links) for sessions other than the default. A client follows those
+/// URLs without adding headers, so a load balancer in front of several mocks can only keep a
+/// session on its own mock if the URL itself names it (README, "A fleet").
+pub(crate) const SESSION_PARAM: &str = "mock_session";
+
+/// The session a request names, by `X-Mock-Session` or else by the `mock_session` query
+/// parameter of a URL the mock wrote: 1 to 128 of `A-Z a-z 0-9 . _ : -`, or the default session.
 pub(crate) fn session_of<B>(req: &Request<B>) -> Result<SessionId, String> {
+    let from_query = || {
+        let query = req.uri().query()?;
+        form_urlencoded::parse(query.as_bytes())
+            .find(|(name, _)| name == SESSION_PARAM)
+            .map(|(_, value)| value.into_owned())
+    };
     match req.headers().get(&SESSION_HEADER) {
-        None => Ok(Arc::clone(&DEFAULT_SESSION_ID)),
-        Some(value) => {
-            let is_valid = !value.is_empty()
-                && value.len() <= 128
-                && value
-                    .as_bytes()
-                    .iter()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(b));
-            match value.to_str() {
-                Ok(name) if is_valid => Ok(SessionId::from(name)),
-                _ => Err(format!(
-                    "X-Mock-Session must be 1 to 128 characters of A-Z a-z 0-9 . _ : -, not {:?}",
-                    String::from_utf8_lossy(value.as_bytes())
+        None => match from_query() {
+            None => Ok(Arc::clone(&DEFAULT_SESSION_ID)),
+            Some(name) => match header::HeaderValue::from_str(&name) {
+                Ok(value) => checked_session(&value),
+                Err(_) => Err(format!(
+                    "{SESSION_PARAM} is not a valid session name: {name:?}"
                 )),
-            }
-        }
+            },
+        },
+        Some(value) => checked_session(value),
+    }
+}
+
+/// `&mock_session=NAME` for a session other than the default, empty for the default.
+pub(crate) fn session_suffix(session: &str) -> String {
+    if session == DEFAULT_SESSION {
+        String::new()
+    } else {
+        format!("&{SESSION_PARAM}={session}")
+    }
+}
+
+fn checked_session(value: &header::HeaderValue) -> Result<SessionId, String> {
+    let is_valid = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .as_bytes()
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(b));
+    match value.to_str() {
+        Ok(name) if is_valid => Ok(SessionId::from(name)),
+        _ => Err(format!(
+            "X-Mock-Session must be 1 to 128 characters of A-Z a-z 0-9 . _ : -, not {:?}",
+            String::from_utf8_lossy(value.as_bytes())
+        )),
     }
 }
 
@@ -240,6 +272,14 @@ impl<'a> RequestCtx<'a> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         )
+    }
+
+    /// `&mock_session=NAME` for URLs written in a session other than the default (empty
+    /// otherwise), appended after a URL's own query: see [`SESSION_PARAM`].
+    pub(crate) fn session_suffix(&self) -> String {
+        self.session
+            .as_deref()
+            .map_or_else(|_| String::new(), session_suffix)
     }
 
     /// `scheme://host[:port]` for links that must come back to this server. Built on demand:

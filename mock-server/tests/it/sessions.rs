@@ -238,3 +238,87 @@ async fn an_invalid_session_name_gets_the_providers_400() {
             .starts_with("X-Mock-Session must be")
     );
 }
+
+#[tokio::test]
+async fn urls_the_mock_writes_carry_their_session_so_a_client_can_follow_them_bare() {
+    let server = spawn_server().await;
+    let form = Form::new().text("async", "true").part(
+        "file",
+        file_part(sample("sample.png"), "a.png", "image/png"),
+    );
+    let accepted: Value = server
+        .http
+        .post(server.url("/api/acct_1/media/upload"))
+        .header("authorization", "Bearer k")
+        .header("x-mock-session", "fleet-a")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let polling_url = accepted["polling_url"].as_str().unwrap();
+    assert!(
+        polling_url.ends_with("/status?mock_session=fleet-a"),
+        "{polling_url}"
+    );
+    // Followed without the header, as a client follows a URL it was given: the session's job.
+    let poll = |url: String| {
+        let http = server.http.clone();
+        async move {
+            let response = http
+                .get(url)
+                .header("authorization", "Bearer k")
+                .send()
+                .await
+                .unwrap();
+            Reply::checked(response, "GET", Document::OnlyFans).await
+        }
+    };
+    assert_eq!(poll(polling_url.to_owned()).await.status, 200);
+    server
+        .http
+        .post(server.url("/__admin/clock/advance"))
+        .header("x-mock-session", "fleet-a")
+        .body(r#"{"by": "1m"}"#)
+        .send()
+        .await
+        .unwrap();
+    let done = poll(polling_url.to_owned()).await;
+    assert_eq!(done.body["status"], "completed", "{}", done.body);
+    let source = done.body["media"]["sourceUrl"].as_str().unwrap();
+    assert!(source.ends_with("&mock_session=fleet-a"), "{source}");
+    let served = server.http.get(source).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.bytes().await.unwrap(), sample("sample.png"));
+    // The default session's URLs stay exactly as the provider writes them.
+    let form = Form::new().text("async", "true").part(
+        "file",
+        file_part(sample("sample.png"), "a.png", "image/png"),
+    );
+    let plain: Value = server
+        .http
+        .post(server.url("/api/acct_1/media/upload"))
+        .header("authorization", "Bearer k")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !plain["polling_url"].as_str().unwrap().contains('?'),
+        "{plain}"
+    );
+    // A bad name in the parameter is refused like a bad header.
+    let bad = server
+        .http
+        .get(server.url("/api/acct_1/media/uploads/ofapi_media_x/status?mock_session=%20bad"))
+        .header("authorization", "Bearer k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}

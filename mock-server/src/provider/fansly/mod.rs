@@ -343,12 +343,13 @@ fn result(
     };
     let extension = media.info.extension;
     let origin = ctx.origin();
+    let session = crate::http::session_suffix(&polled.session);
     let link = |id: u64| {
         let path = format!("/cdn/fansly/{id}.{extension}");
         let query = signing::sign(&path, expires_at, &app.key, Form::Custom);
         vec![wire::Location {
             location_id: "1".to_owned(),
-            location: format!("{origin}{path}?{query}"),
+            location: format!("{origin}{path}?{query}{session}"),
         }]
     };
     let (width, height) = (media.info.width, media.info.height);

@@ -307,8 +307,9 @@ async fn upload(
                 status: "pending",
                 prefixed_id: job_id.clone(),
                 polling_url: format!(
-                    "{}/api/{account}/media/uploads/{job_id}/status",
-                    ctx.origin()
+                    "{}/api/{account}/media/uploads/{job_id}/status{}",
+                    ctx.origin(),
+                    ctx.session_suffix().replacen('&', "?", 1)
                 ),
             },
         );
@@ -316,9 +317,11 @@ async fn upload(
     }
     let media = media.ok_or(ApiError::Internal)?;
     let origin = ctx.origin();
+    let session_suffix = ctx.session_suffix();
     let rendered = Rendered {
         app,
         origin: &origin,
+        session_suffix: &session_suffix,
         names: &names,
         media: &media,
         finished_at: now,
@@ -440,9 +443,11 @@ fn status_reply(app: &App, origin: &str, polled: &Polled) -> Result<wire::Status
         JobState::Completed => {
             let media = polled.media.as_deref().ok_or(ApiError::Internal)?;
             let names = Names::new(app, polled.seq);
+            let session_suffix = crate::http::session_suffix(&polled.session);
             let rendered = Rendered {
                 app,
                 origin,
+                session_suffix: &session_suffix,
                 names: &names,
                 media,
                 finished_at: polled.finished_at.unwrap_or(polled.created_at),
@@ -521,6 +526,8 @@ struct Rendered<'a> {
     app: &'a App,
     /// `scheme://host[:port]` the links point at.
     origin: &'a str,
+    /// `&mock_session=NAME` after each link's query, or empty (the default session).
+    session_suffix: &'a str,
     names: &'a Names,
     media: &'a StoredMedia,
     finished_at: SystemTime,
@@ -535,7 +542,7 @@ impl Rendered<'_> {
         let ttl = self.link_ttl.unwrap_or(ttl);
         let expires_at = unix_secs(saturating_add(self.finished_at, ttl));
         let query = signing::sign(path, expires_at, &self.app.key, Form::Canned);
-        format!("{}{path}?{query}", self.origin)
+        format!("{}{path}?{query}{}", self.origin, self.session_suffix)
     }
 
     fn files_dir(&self) -> String {
