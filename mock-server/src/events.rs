@@ -381,3 +381,57 @@ impl hyper::body::Body for SseBody {
 pub(crate) fn time(at: SystemTime) -> (String, u128) {
     (iso_millis(at), unix_millis(at))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+
+    async fn next_data(body: &mut crate::http::Body) -> Option<serde_json::Value> {
+        let frame = body.frame().await?.ok()?;
+        let bytes = frame.into_data().ok()?;
+        let text = std::str::from_utf8(&bytes).ok()?;
+        serde_json::from_str(text.strip_prefix("data: ")?.trim_end()).ok()
+    }
+
+    fn reset(session: &str) -> Event {
+        Event::SessionReset {
+            session: Some(session.to_owned()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lagging_subscriber_is_told_to_resync_instead_of_growing_memory() {
+        let events = Events::new(2);
+        let mut body = events.subscribe(None);
+        assert_eq!(next_data(&mut body).await.unwrap()["type"], "hello");
+        for idx in 0..5 {
+            events.emit(|| reset(&format!("s{idx}")));
+        }
+        let resync = next_data(&mut body).await.unwrap();
+        assert_eq!(resync["type"], "resync");
+        assert_eq!(resync["missed"], 3);
+        // The newest events, which the channel kept, follow.
+        assert_eq!(next_data(&mut body).await.unwrap()["session"], "s3");
+        assert_eq!(next_data(&mut body).await.unwrap()["session"], "s4");
+    }
+
+    #[tokio::test]
+    async fn nothing_is_built_without_a_subscriber_and_closing_ends_every_stream() {
+        let events = Events::new(4);
+        events.emit(|| unreachable!("an event was built with nobody listening"));
+        let mut body = events.subscribe(Some("a".to_owned()));
+        assert!(events.is_watched());
+        assert_eq!(next_data(&mut body).await.unwrap()["type"], "hello");
+        events.emit(|| reset("b"));
+        events.emit(|| reset("a"));
+        assert_eq!(next_data(&mut body).await.unwrap()["session"], "a");
+        events.close();
+        assert!(
+            body.frame().await.is_none(),
+            "the stream outlived the server"
+        );
+        drop(body);
+        assert!(!events.is_watched());
+    }
+}

@@ -5,6 +5,7 @@ mod admin;
 mod bad_input;
 mod cdn;
 mod cli;
+mod events;
 mod fansly;
 mod hostile;
 mod hostile_matrix;
