@@ -3,6 +3,7 @@
 
 mod admin;
 mod bad_input;
+mod browser;
 mod cdn;
 mod cli;
 mod events;
