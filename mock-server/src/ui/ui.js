@@ -312,7 +312,8 @@
     const bar = h("div", { class: "timeline", role: "img" });
     const steps = job.timeline.steps;
     const timed = steps.map((step) => step.until_elapsed_ms).filter((ms) => ms !== null);
-    const span = Math.max(job.elapsed_ms, ...timed, 1) * 1.15;
+    // A running job's bar spans its timeline up to now; an ended one's, its own length.
+    const span = isTerminal(job) ? Math.max(...timed, 1) * 1.25 : Math.max(job.elapsed_ms, ...timed, 1) * 1.15;
     let start = 0;
     let open = 0;
     const segments = [];
@@ -446,6 +447,13 @@
     $("jobs-empty").hidden = view.jobs.length > 0;
     const jobSelect = $("journal-job");
     const chosen = jobSelect.value;
+    // Rebuilt only when the jobs change: a rebuild would close the list under the user's pointer.
+    const ids = view.jobs.map(jobKey).join(" ");
+    if (jobSelect.dataset.ids === ids) {
+      refocus(focused);
+      return;
+    }
+    jobSelect.dataset.ids = ids;
     jobSelect.replaceChildren(h("option", { value: "" }, "all"), ...view.jobs.map((job) =>
       h("option", { value: job.id, selected: job.id === chosen }, `${job.provider} ${job.id.length > 24 ? job.id.slice(0, 24) + "…" : job.id}`)));
     if (chosen && !view.jobs.some((job) => job.id === chosen)) {
@@ -527,11 +535,14 @@
               " ", ok ? "serves the bytes" : `refused: ${link.cdn_denied_reason}`,
               " · ", countdown),
             h("div", { class: "small muted" }, link.field, link.expires_at ? " · until " + shortTime(link.expires_at) : ""),
-            h("a", { href: link.url, target: "_blank", rel: "noopener noreferrer" }, link.url)));
+            h("a", { href: link.url, target: "_blank", rel: "noopener noreferrer", title: link.url },
+              new URL(link.url).pathname + "?… (signed)")));
       }))
       : h("p", { class: "empty" }, job.state === "completed" ? "No links." : "Links appear once the job completes.");
 
-    detail.replaceChildren(facts, controls, h("h3", { class: "small" }, "Links"), links);
+    const linkSection = [h("h3", { class: "small" }, "Links"), links];
+    // An ended job is about its links; a running one about what can still be done to it.
+    detail.replaceChildren(facts, ...(terminal ? [linkSection, controls] : [controls, linkSection]).flat());
     detail.dataset.job = jobKey(job);
     refocus(focused);
   }

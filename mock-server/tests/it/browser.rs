@@ -149,14 +149,39 @@ async fn eventually(browser: &Client, what: &str, expression: &str) -> Value {
     }
 }
 
+/// Clicks the element `css` finds, finding it again if a re-render replaced it meanwhile (the
+/// page re-renders on every event).
 async fn click(browser: &Client, css: &str) {
-    browser
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|err| panic!("no {css} on the page: {err}"))
-        .click()
-        .await
-        .unwrap();
+    let started = mock_server::clock::Stopwatch::start();
+    loop {
+        let clicked = match browser.find(Locator::Css(css)).await {
+            Ok(element) => element.click().await,
+            Err(err) => Err(err),
+        };
+        match clicked {
+            Ok(()) => return,
+            Err(err) if started.elapsed() > PATIENCE => panic!("cannot click {css}: {err}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
+/// Chooses the option `value` of the select `css`, as [`click`] retries.
+async fn choose(browser: &Client, css: &str, value: &str) {
+    let started = mock_server::clock::Stopwatch::start();
+    loop {
+        let chosen = match browser.find(Locator::Css(css)).await {
+            Ok(element) => element.select_by_value(value).await,
+            Err(err) => Err(err),
+        };
+        match chosen {
+            Ok(()) => return,
+            Err(err) if started.elapsed() > PATIENCE => {
+                panic!("cannot choose {value} in {css}: {err}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 async fn upload(server: &TestServer, name: &str, mime: &str) -> String {
@@ -194,6 +219,19 @@ async fn check_page_exchanges(browser: &Client) -> usize {
 async fn dashboard_scenario(server: &TestServer, browser: &Client) {
     browser
         .goto(&server.url(&format!("/__admin/ui?token={TOKEN}")))
+        .await
+        .unwrap();
+    // The page is meant to be read at 1280×800: make that the viewport, whatever the window adds.
+    let chrome: Value = browser
+        .execute(
+            "return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    let extra = |idx: usize| u32::try_from(chrome[idx].as_u64().unwrap_or(0)).unwrap();
+    browser
+        .set_window_size(1280 + extra(0), 800 + extra(1))
         .await
         .unwrap();
     eventually(
@@ -306,13 +344,7 @@ async fn dashboard_scenario(server: &TestServer, browser: &Client) {
     );
 
     // The journal filtered to one job shows only that job's requests.
-    browser
-        .find(Locator::Css("#journal-job"))
-        .await
-        .unwrap()
-        .select_by_value(&second)
-        .await
-        .unwrap();
+    choose(browser, "#journal-job", &second).await;
     let journal_jobs = eventually(
         browser,
         "the journal filtered to one job",
@@ -326,6 +358,69 @@ async fn dashboard_scenario(server: &TestServer, browser: &Client) {
         journal_jobs.as_u64().unwrap() >= 2,
         "the upload and the poll"
     );
+
+    // The same bytes again: marked as a retry; once completed, its link previews the image.
+    let third = upload(server, "sample.jpg", "image/jpeg").await;
+    let third_row = format!("document.querySelector('tr[data-job=\"fansly/{third}\"]')");
+    let repeat = eventually(
+        browser,
+        "the retry mark",
+        &format!("{third_row} && {third_row}.querySelector('.repeat') && {third_row}.querySelector('.repeat').textContent"),
+    )
+    .await;
+    // The browser's own favicon request is journaled too, so the first upload's number varies.
+    assert!(
+        repeat.as_str().unwrap().starts_with("↻ retry of #"),
+        "{repeat}"
+    );
+    click(browser, "#advance-1m").await;
+    eventually(
+        browser,
+        "the retry completed",
+        &format!("{third_row}.dataset.state === 'completed'"),
+    )
+    .await;
+    click(
+        browser,
+        &format!("tr[data-job=\"fansly/{third}\"] button.show"),
+    )
+    .await;
+    eventually(
+        browser,
+        "the image preview",
+        "(() => { const img = document.querySelector('.links li[data-cdn-status=\"200\"] img'); \
+         return img && img.complete && img.naturalWidth === 444; })()",
+    )
+    .await;
+
+    // A fault that hits a job's poll is marked on its row.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        file_part(sample("sample.gif"), "anim.gif", "image/gif"),
+    );
+    let response = server
+        .http
+        .post(server.url("/api/fansly/acct/media/upload"))
+        .header("x-api-key", "test-key")
+        .header("x-mock-scenario", "rate-limited")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let limited: Value = response.json().await.unwrap();
+    let limited = limited["data"]["jobId"].as_str().unwrap().to_owned();
+    server.fansly_status(&limited).await;
+    assert_eq!(server.fansly_status(&limited).await.status, 429);
+    let fault = eventually(
+        browser,
+        "the fault on the row",
+        &format!(
+            "(() => {{ const row = document.querySelector('tr[data-job=\"fansly/{limited}\"]'); \
+             const fault = row && row.querySelector('.fault'); return fault && fault.textContent; }})()"
+        ),
+    )
+    .await;
+    assert_eq!(fault, "respond");
 
     let same_page: Value = browser
         .execute("return window.mockUi.pageId;", Vec::new())
