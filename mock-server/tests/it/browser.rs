@@ -253,6 +253,40 @@ async fn dashboard_scenario(server: &TestServer, browser: &Client) {
         "the token stayed in the address bar"
     );
 
+    // Every control has a name a screen reader can say.
+    let unlabelled = browser
+        .execute(
+            "return [...document.querySelectorAll('button, input, select')].filter((control) => \
+             !(control.getAttribute('aria-label') || (control.labels && control.labels.length) \
+               || (control.tagName === 'BUTTON' && control.textContent.trim()))).map((control) => control.outerHTML);",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(unlabelled, json!([]), "controls without a label");
+
+    // The clock moves from the keyboard: focus a preset and press Enter.
+    let before = eventually(
+        browser,
+        "the clock",
+        "document.getElementById('clock-now').textContent",
+    )
+    .await;
+    browser
+        .find(Locator::Css("#advance-1s"))
+        .await
+        .unwrap()
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
+    let after = eventually(
+        browser,
+        "the clock moved by a second",
+        &format!("document.getElementById('clock-now').textContent !== {before} && document.getElementById('clock-now').textContent"),
+    )
+    .await;
+    assert_eq!(after, "2026-02-04 18:35:02.000 UTC");
+
     // An upload over HTTP appears without a reload.
     let first = upload(server, "sample.jpg", "image/jpeg").await;
     let row = format!("document.querySelector('tr[data-job=\"fansly/{first}\"]')");
