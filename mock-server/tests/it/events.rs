@@ -231,3 +231,25 @@ async fn with_an_admin_token_the_stream_and_the_page_take_it_in_the_query_and_no
         subscriber.until("job_created", |_| true).await;
     }
 }
+
+#[tokio::test]
+async fn shutting_down_ends_the_stream_instead_of_waiting_out_the_grace_period() {
+    // A grace period far beyond the test's patience: only a stream that ends lets shutdown return.
+    let server = spawn_with(
+        MockServer::builder()
+            .seed(7)
+            .grace_period(Duration::from_secs(3600)),
+    )
+    .await;
+    let mut events = Subscriber::open(server.http.get(server.url("/__admin/events"))).await;
+    tokio::time::timeout(PATIENCE, server.server.shutdown())
+        .await
+        .expect("shutdown waited for the event stream");
+    let ended = tokio::time::timeout(PATIENCE, events.chunks.next())
+        .await
+        .unwrap();
+    assert!(
+        ended.is_none_or(|chunk| chunk.is_err()),
+        "the stream went on after shutdown"
+    );
+}
