@@ -416,7 +416,8 @@
         onclick: (event) => { if (!event.target.closest("button")) select(key); },
       },
         h("td", {},
-          h("div", { class: "mono" }, job.provider, " ", h("strong", {}, job.id.length > 18 ? job.id.slice(0, 18) + "…" : job.id)),
+          h("div", { class: "mono", title: job.id }, h("span", { class: "muted" }, job.provider), " ",
+            h("strong", {}, job.id.length > 12 ? job.id.slice(0, 12) + "…" : job.id)),
           h("div", { class: "small muted" }, job.account, " · ", job.n_polls + " poll" + (job.n_polls === 1 ? "" : "s")),
           job.repeat_of !== null ? h("div", { class: "repeat", title: "the same bytes were uploaded before" }, "↻ retry of #" + job.repeat_of) : null),
         h("td", {},
@@ -434,11 +435,9 @@
           h("button", { type: "button", class: "complete", disabled: terminal,
             "aria-label": `Force ${job.provider} job ${job.id} completed`, title: terminal ? "a terminal job never changes" : "end it now as completed",
             onclick: () => force(job, { outcome: "completed" }, `job ${job.id} completed`) }, "Complete"),
-          " ",
           h("button", { type: "button", class: "fail", disabled: terminal,
             "aria-label": `Force ${job.provider} job ${job.id} failed`, title: terminal ? "a terminal job never changes" : "end it now as failed, with the provider's error text",
             onclick: () => force(job, { outcome: { failed: FAILURE_TEXTS[job.provider] } }, `job ${job.id} failed`) }, "Fail"),
-          " ",
           h("button", { type: "button", class: "show", "aria-label": `Show ${job.provider} job ${job.id}`, onclick: () => select(key) }, "Show")));
       return row;
     });
@@ -455,7 +454,7 @@
     }
     jobSelect.dataset.ids = ids;
     jobSelect.replaceChildren(h("option", { value: "" }, "all"), ...view.jobs.map((job) =>
-      h("option", { value: job.id, selected: job.id === chosen }, `${job.provider} ${job.id.length > 24 ? job.id.slice(0, 24) + "…" : job.id}`)));
+      h("option", { value: job.id, selected: job.id === chosen }, `${job.provider} ${job.id.length > 12 ? job.id.slice(0, 12) + "…" : job.id}`)));
     if (chosen && !view.jobs.some((job) => job.id === chosen)) {
       jobSelect.append(h("option", { value: chosen, selected: true }, chosen));
     }

@@ -14,6 +14,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt as _;
 use mock_server::MockServer;
 use mock_server::spec::{Document, Spec};
+use mock_server::webhook::WebhookConfig;
 use serde_json::{Value, json};
 
 use crate::support::{TestServer, file_part, sample, spawn_with};
@@ -456,6 +457,62 @@ async fn dashboard_scenario(server: &TestServer, browser: &Client) {
     .await;
     assert_eq!(fault, "respond");
 
+    // An async OnlyFans upload completes; its webhook goes to a closed port, so every attempt
+    // fails and the panel lists each with its status, signature and next retry.
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            file_part(sample("sample.png"), "a.png", "image/png"),
+        )
+        .text("async", "true");
+    let reply = server.onlyfans_upload("acct_1", "upload", form).await;
+    let upload_id = reply.body["prefixed_id"].as_str().unwrap().to_owned();
+    eventually(
+        browser,
+        "the OnlyFans job",
+        &format!("document.querySelector('tr[data-job=\"onlyfans/{upload_id}\"]')"),
+    )
+    .await;
+    click(browser, "#advance-1m").await;
+    let attempts = eventually(
+        browser,
+        "every webhook attempt",
+        "(() => { const rows = [...document.querySelectorAll('#webhooks tbody tr')]; \
+         return rows.length === 3 && rows.map((row) => row.textContent); })()",
+    )
+    .await;
+    let attempts: Vec<&str> = attempts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row.as_str().unwrap())
+        .collect();
+    // Newest first: the last attempt has no next retry; the earlier ones do.
+    assert!(
+        attempts[0].contains("3 of 3") && attempts[0].ends_with('—'),
+        "{attempts:?}"
+    );
+    assert!(
+        attempts[2].contains("1 of 3") && !attempts[2].ends_with('—'),
+        "{attempts:?}"
+    );
+    assert!(
+        attempts.iter().all(|row| row.contains("none")),
+        "{attempts:?}"
+    );
+
+    // Readable at 1280×800: nothing runs off the side of the viewport.
+    let too_wide = browser
+        .execute(
+            "return [...document.querySelectorAll('body *')].filter((node) => \
+             node.getBoundingClientRect().right > document.documentElement.clientWidth + 1) \
+             .slice(0, 5).map((node) => node.tagName + '#' + node.id + '.' + node.className + ' ' + Math.round(node.getBoundingClientRect().right));",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(too_wide, json!([]), "wider than the 1280-pixel viewport");
+
     let same_page: Value = browser
         .execute("return window.mockUi.pageId;", Vec::new())
         .await
@@ -468,7 +525,25 @@ async fn dashboard_scenario(server: &TestServer, browser: &Client) {
 #[tokio::test]
 #[ignore = "needs chromium and chromedriver; .ci/run installs them and runs it with --ignored"]
 async fn browser_dashboard_follows_jobs_clock_links_failures_and_journal_live() {
-    let server = spawn_with(MockServer::builder().seed(7).admin_token(TOKEN)).await;
+    // Webhooks go to a port nobody listens on: each attempt fails at once.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut webhook = WebhookConfig::new(
+        format!("http://127.0.0.1:{closed_port}/hooks"),
+        "whsec-test",
+    );
+    webhook.backoff = Duration::from_millis(10);
+    webhook.max_attempts = 3;
+    let server = spawn_with(
+        MockServer::builder()
+            .seed(7)
+            .admin_token(TOKEN)
+            .webhook(webhook),
+    )
+    .await;
     let driver = start_chromedriver().await;
     let profile = tempfile::tempdir().unwrap();
     let browser = open_browser(&driver, profile.path()).await;
