@@ -24,6 +24,14 @@
 //!   oldest first; `DELETE /__admin/journal` forgets them.
 //! - `PUT /__admin/scenario` with `{"name": "rate-limited"}`: the default for later uploads.
 //! - `GET /__admin/specs/{fansly.yaml|onlyfans.yaml|upstream/onlyfans-status.yaml}`: the specs served.
+//! - `GET /__admin/events?session=S`: the store's changes as Server-Sent Events (see `events`).
+//! - `GET /__admin/ui`: the QA dashboard (see `ui`), which reads everything above.
+//!
+//! Access: loopback clients only, or with `--admin-token` whoever presents it as
+//! `Authorization: Bearer`. The dashboard and its event stream may present it as `?token=`
+//! instead (a page opened from a link and an `EventSource` cannot send headers); nothing else
+//! may, so a request that changes state always needs the header, which another site's page
+//! cannot make a browser send here without a CORS preflight this API never grants.
 
 use std::time::{Duration, SystemTime};
 
@@ -117,22 +125,61 @@ struct JobBody {
     size: Option<u64>,
     sha256: Option<String>,
     mimetype: Option<&'static str>,
+    /// Pixels, 0 when the bytes did not say.
+    width: Option<u32>,
+    height: Option<u32>,
+    /// Time since the upload on the job's session clock: where "now" is on its timeline.
+    elapsed_ms: u128,
+    /// When the current step ends by time (on the session clock), if the job is running.
+    next_change_at: Option<String>,
+    /// The poll count that ends the current step, if it ends by polls.
+    next_change_polls: Option<u32>,
+    /// A completed job's CDN links.
+    links: Vec<LinkBody>,
+    /// Faults injected into this job's requests, from the journal.
+    faults: Vec<FaultBody>,
+    /// The journal entry of an earlier upload of the same bytes, if this upload repeats one.
+    repeat_of: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct LinkBody {
+    /// The JSON pointer of the link in the completed answer.
+    field: String,
+    url: String,
+    expires_at: Option<String>,
+    expires_unix_ms: Option<u128>,
+    /// What the CDN answers the link now: 200, or 403.
+    cdn_status: u16,
+    /// Why it is refused (`expired`, ...), as `X-Mock-Denied-Reason` says.
+    cdn_denied_reason: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct FaultBody {
+    seq: u64,
+    fault: &'static str,
+    route: &'static str,
+    status: u16,
 }
 
 /// Answers `/__admin/{segments}`.
 /// Who may use the admin API: with a token, whoever presents it (`Authorization: Bearer`),
 /// compared in constant time; without one, loopback clients only. `None` lets the request in;
 /// otherwise the answer to send instead.
+/// `in_query` is the `?token=` of the two GET routes allowed to carry it, `ui` and `events`.
 pub(crate) fn refusal(
     token: Option<&str>,
     peer: std::net::SocketAddr,
     presented: Option<&str>,
+    in_query: Option<&str>,
 ) -> Option<Response<Body>> {
     match token {
         Some(token) => {
             let presented = presented
                 .and_then(|value| value.strip_prefix("Bearer "))
-                .map(str::trim);
+                .map(str::trim)
+                .or(in_query);
             if presented.is_some_and(|presented| is_same_secret(presented, token)) {
                 None
             } else {
@@ -151,6 +198,13 @@ pub(crate) fn refusal(
              use it from elsewhere",
         )),
     }
+}
+
+/// The `token` parameter of a query, if there is one.
+pub(crate) fn query_token(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(name, _)| name == "token")
+        .map(|(_, value)| value.into_owned())
 }
 
 /// Equality that takes as long for a near miss as for a far one.
@@ -173,7 +227,10 @@ pub(crate) async fn handle(app: &App, req: Request<Incoming>, segments: &[&str])
             Err(problem) => return error(StatusCode::BAD_REQUEST, "invalid_session", problem),
         },
     };
+    let origin = origin_of(app, &req);
     match (&method, segments) {
+        (&Method::GET, ["events"]) => events(app, req.uri().query().unwrap_or_default()),
+        (&Method::GET, ["ui"]) => crate::ui::page(),
         (&Method::GET, ["health"]) => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
         (&Method::GET, ["clock"]) => match &session {
             Some(session) => clock_body(app, app.now(session)),
@@ -189,11 +246,20 @@ pub(crate) async fn handle(app: &App, req: Request<Incoming>, segments: &[&str])
                 &serde_json::json!({ "jobs_removed": n_jobs }),
             )
         }
-        (&Method::GET, ["jobs"]) => jobs(app, session.as_deref()),
+        (&Method::GET, ["jobs"]) => {
+            // `?session=` filters as the header does; the header wins.
+            let in_query = req.uri().query().and_then(|query| {
+                form_urlencoded::parse(query.as_bytes())
+                    .find(|(name, _)| name == "session")
+                    .map(|(_, value)| value.into_owned())
+            });
+            let session = session.as_deref().map(str::to_owned).or(in_query);
+            jobs(app, session.as_deref(), &origin)
+        }
         (&Method::GET, ["sessions"]) => sessions(app),
         (&Method::POST, ["jobs", provider, id]) => {
             let session = session.unwrap_or_else(|| SessionId::from(DEFAULT_SESSION));
-            force(app, &session, provider, id, req).await
+            force(app, &session, provider, id, req, &origin).await
         }
         (&Method::DELETE, ["sessions", name]) => {
             let session = SessionId::from(*name);
@@ -235,6 +301,33 @@ pub(crate) async fn handle(app: &App, req: Request<Incoming>, segments: &[&str])
             format!("no admin route {method} /__admin/{}", segments.join("/")),
         ),
     }
+}
+
+/// `GET /__admin/events`: the change stream, of one session's events (and server-wide ones) with
+/// `?session=`.
+fn events(app: &App, query: &str) -> Response<Body> {
+    let mut session = None;
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        match &*name {
+            "session" => session = Some(value.into_owned()),
+            "token" => {}
+            other => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "unknown_filter",
+                    format!("unknown events parameter {other:?}; use session (or token)"),
+                );
+            }
+        }
+    }
+    let mut response = Response::new(app.events.subscribe(session));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 fn clock_body(app: &App, now: SystemTime) -> Response<Body> {
@@ -394,9 +487,10 @@ async fn set_clock(
             Err(now) => backwards(now),
         };
     }
+    let before = app.clock.now();
     match app.clock.set(to) {
         Ok(now) => {
-            app.store.record_clock(now);
+            app.store.record_clock(before, now);
             clock_body(app, now)
         }
         Err(err @ ClockError::NotManual) => {
@@ -443,12 +537,13 @@ async fn advance(app: &App, session: Option<&SessionId>, req: Request<Incoming>)
     };
     app.webhook_wake.notify_one();
     if let Some(session) = session {
-        app.store.advance_session(session, by);
+        app.store.advance_session(session, by, app.clock.now());
         return clock_body(app, app.now(session));
     }
+    let before = app.clock.now();
     match app.clock.advance(by) {
         Ok(now) => {
-            app.store.record_clock(now);
+            app.store.record_clock(before, now);
             clock_body(app, now)
         }
         Err(err @ ClockError::NotManual) => {
@@ -494,6 +589,7 @@ async fn force(
     provider: &str,
     id: &str,
     req: Request<Incoming>,
+    origin: &str,
 ) -> Response<Body> {
     let provider = match provider {
         "fansly" => crate::Provider::Fansly,
@@ -537,7 +633,7 @@ async fn force(
         .store
         .force(session, provider, id, timeline, app.now(session))
     {
-        Ok(()) => jobs(app, Some(session)),
+        Ok(()) => jobs(app, Some(session), origin),
         Err(ForceError::NotFound) => error(
             StatusCode::NOT_FOUND,
             "unknown_job",
@@ -576,26 +672,140 @@ fn sessions(app: &App) -> Response<Body> {
     json(StatusCode::OK, &serde_json::json!({ "sessions": rows }))
 }
 
-fn jobs(app: &App, session: Option<&str>) -> Response<Body> {
+/// The origin links in admin answers point at: `--public-url`, else the `Host` the admin request
+/// came to (the dashboard's own origin), else the address the server listens on.
+fn origin_of(app: &App, req: &Request<Incoming>) -> String {
+    if let Some(url) = &app.public_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    req.headers()
+        .get(header::HOST)
+        .filter(|host| {
+            !host.is_empty()
+                && host
+                    .as_bytes()
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(b))
+        })
+        .and_then(|host| host.to_str().ok())
+        .map_or_else(|| app.origin.clone(), |host| format!("http://{host}"))
+}
+
+/// What the journal knows about each job: the faults that hit its requests and the earlier upload
+/// its bytes repeat. Keyed by (session, job id).
+#[derive(Default)]
+struct JobHistory {
+    faults: Vec<FaultBody>,
+    repeat_of: Option<u64>,
+}
+
+fn job_histories(
+    app: &App,
+    session: Option<&str>,
+) -> std::collections::HashMap<(String, String), JobHistory> {
+    let mut histories: std::collections::HashMap<(String, String), JobHistory> =
+        std::collections::HashMap::new();
+    let entries = app.journal.entries(|entry| {
+        entry.note.job_id.is_some()
+            && (entry.note.fault.is_some() || entry.repeat_of.is_some())
+            && session.is_none_or(|session| &*entry.session == session)
+    });
+    for entry in entries {
+        let Some(job_id) = &entry.note.job_id else {
+            continue;
+        };
+        let history = histories
+            .entry((entry.session.to_string(), job_id.to_string()))
+            .or_default();
+        if let Some(fault) = entry.note.fault {
+            history.faults.push(FaultBody {
+                seq: entry.seq,
+                fault,
+                route: route_of(entry.method.as_str(), entry.path()),
+                status: entry.status,
+            });
+        }
+        history.repeat_of = history.repeat_of.or(entry.repeat_of);
+    }
+    histories
+}
+
+/// A completed job's CDN links, as a poll from `origin` would show them, each with its expiry and
+/// what the CDN answers it now.
+fn links(app: &App, origin: &str, job: &crate::store::JobSummary) -> Vec<LinkBody> {
+    if job.state != JobState::Completed {
+        return Vec::new();
+    }
+    let body = match job.provider {
+        crate::Provider::Fansly => {
+            crate::provider::fansly::completed_result(app, origin, &job.polled)
+        }
+        crate::Provider::OnlyFans => {
+            crate::provider::onlyfans::completed_status(app, origin, &job.polled)
+        }
+    };
+    let mut found = Vec::new();
+    if let Some(body) = body {
+        collect_links(&body, &format!("{origin}/cdn/"), String::new(), &mut found);
+    }
+    let now_secs = crate::clock::unix_secs(job.now);
+    found
+        .into_iter()
+        .map(|(field, url)| {
+            let (path, query) = url
+                .get(origin.len()..)
+                .unwrap_or_default()
+                .split_once('?')
+                .unwrap_or_default();
+            let expires = crate::signing::claimed_expiry(query).map(|secs| {
+                crate::clock::saturating_add(std::time::UNIX_EPOCH, Duration::from_secs(secs))
+            });
+            let verdict = crate::signing::verify(path, query, now_secs, &app.key);
+            LinkBody {
+                field,
+                expires_at: expires.map(iso_millis),
+                expires_unix_ms: expires.map(unix_millis),
+                cdn_status: if verdict.is_ok() { 200 } else { 403 },
+                cdn_denied_reason: verdict.err().map(|err| err.reason()),
+                url,
+            }
+        })
+        .collect()
+}
+
+/// Every string under `value` that starts with `prefix`, with its JSON pointer.
+fn collect_links(
+    value: &serde_json::Value,
+    prefix: &str,
+    pointer: String,
+    found: &mut Vec<(String, String)>,
+) {
+    match value {
+        serde_json::Value::String(text) if text.starts_with(prefix) => {
+            found.push((pointer, text.clone()));
+        }
+        serde_json::Value::Array(items) => {
+            for (idx, item) in items.iter().enumerate() {
+                collect_links(item, prefix, format!("{pointer}/{idx}"), found);
+            }
+        }
+        serde_json::Value::Object(fields) => {
+            for (name, item) in fields {
+                collect_links(item, prefix, format!("{pointer}/{name}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn jobs(app: &App, session: Option<&str>, origin: &str) -> Response<Body> {
+    let mut histories = job_histories(app, session);
     let rows: Vec<JobBody> = app
         .store
         .list(app.clock.now(), session)
         .into_iter()
         .map(|job| {
-            let (state, progress, error) = match job.state {
-                JobState::Running {
-                    phase: Phase::Queued,
-                    progress,
-                } => ("queued", progress, None),
-                JobState::Running {
-                    phase: Phase::Processing,
-                    progress,
-                } => ("processing", progress, None),
-                JobState::Completed => ("completed", 100, None),
-                JobState::Failed { progress, reason } => {
-                    ("failed", progress, Some(reason.to_string()))
-                }
-            };
+            let (state, progress, error) = crate::events::state_parts(&job.state);
             let timeline = TimelineBody {
                 steps: job
                     .timeline
@@ -616,13 +826,29 @@ fn jobs(app: &App, session: Option<&str>) -> Response<Body> {
                     Outcome::Failed { reason } => serde_json::json!({ "failed": &**reason }),
                 },
             };
+            let elapsed = job
+                .now
+                .duration_since(job.created_at)
+                .unwrap_or(Duration::ZERO);
+            // The step the job is in, if it is running: its limits are the next transition.
+            let current = (!job.state.is_terminal())
+                .then(|| {
+                    job.timeline.steps().iter().find(|step| {
+                        !(step.until.elapsed.is_some_and(|limit| elapsed >= limit)
+                            || step.until.polls.is_some_and(|limit| job.n_polls >= limit))
+                    })
+                })
+                .flatten();
+            let history = histories
+                .remove(&(job.session.to_string(), job.id.clone()))
+                .unwrap_or_default();
+            let links = links(app, origin, &job);
             JobBody {
                 session: job.session.to_string(),
-                scenario: job.scenario,
+                scenario: job.scenario.clone(),
                 timeline,
                 provider: job.provider.slug(),
-                id: job.id,
-                account: job.account,
+                account: job.account.clone(),
                 state,
                 progress,
                 error,
@@ -633,6 +859,17 @@ fn jobs(app: &App, session: Option<&str>) -> Response<Body> {
                 size: job.media.as_ref().map(|media| media.size),
                 sha256: job.media.as_ref().map(|media| hex::encode(media.sha256)),
                 mimetype: job.media.as_ref().map(|media| media.info.mimetype),
+                width: job.media.as_ref().map(|media| media.info.width),
+                height: job.media.as_ref().map(|media| media.info.height),
+                elapsed_ms: elapsed.as_millis(),
+                next_change_at: current
+                    .and_then(|step| step.until.elapsed)
+                    .map(|limit| iso_millis(crate::clock::saturating_add(job.created_at, limit))),
+                next_change_polls: current.and_then(|step| step.until.polls),
+                links,
+                faults: history.faults,
+                repeat_of: history.repeat_of,
+                id: job.id,
             }
         })
         .collect();
@@ -665,24 +902,17 @@ struct EntryBody {
     state: Option<&'static str>,
     repeat_of: Option<u64>,
     retry_after: Option<u64>,
+    delivery: Option<DeliveryBody>,
 }
 
-/// Which kind of endpoint a journaled path is, for filtering.
-fn route_of(method: &str, path: &str) -> &'static str {
-    if path.starts_with("http") {
-        "webhook"
-    } else if path.starts_with("/cdn/") {
-        "cdn"
-    } else if path.ends_with("/status") {
-        "status"
-    } else if method == "POST"
-        && (path.ends_with("/media/upload") || path.ends_with("/media/vault"))
-    {
-        "upload"
-    } else {
-        "other"
-    }
+#[derive(Serialize)]
+struct DeliveryBody {
+    attempt: u32,
+    max_attempts: u32,
+    next_retry_at: Option<String>,
 }
+
+use crate::journal::route_of;
 
 fn journal(app: &App, query: &str) -> Response<Body> {
     let mut route = None;
@@ -760,6 +990,11 @@ fn journal(app: &App, query: &str) -> Response<Body> {
             state: entry.note.state,
             repeat_of: entry.repeat_of,
             retry_after: entry.retry_after,
+            delivery: entry.note.delivery.map(|delivery| DeliveryBody {
+                attempt: delivery.attempt,
+                max_attempts: delivery.max_attempts,
+                next_retry_at: delivery.next_retry_at.map(iso_millis),
+            }),
         })
         .collect();
     json(StatusCode::OK, &serde_json::json!({ "entries": entries }))
@@ -775,8 +1010,8 @@ mod tests {
 
     #[test]
     fn without_a_token_only_loopback_clients_are_answered() {
-        assert!(refusal(None, peer([127, 0, 0, 1]), None).is_none());
-        let refused = refusal(None, peer([10, 1, 2, 3]), None).unwrap();
+        assert!(refusal(None, peer([127, 0, 0, 1]), None, None).is_none());
+        let refused = refusal(None, peer([10, 1, 2, 3]), None, None).unwrap();
         assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     }
 
@@ -784,16 +1019,29 @@ mod tests {
     fn with_a_token_everyone_must_present_it() {
         let token = Some("s3cret");
         for ip in [[127, 0, 0, 1], [10, 1, 2, 3]] {
-            assert!(refusal(token, peer(ip), Some("Bearer s3cret")).is_none());
+            assert!(refusal(token, peer(ip), Some("Bearer s3cret"), None).is_none());
+            assert!(refusal(token, peer(ip), None, Some("s3cret")).is_none());
             for presented in [
                 None,
                 Some("Bearer s3cre"),
                 Some("s3cret"),
                 Some("Bearer s3cret!"),
             ] {
-                let refused = refusal(token, peer(ip), presented).unwrap();
+                let refused = refusal(token, peer(ip), presented, None).unwrap();
                 assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{presented:?}");
             }
+            let refused = refusal(token, peer(ip), None, Some("s3cre")).unwrap();
+            assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
         }
+    }
+
+    #[test]
+    fn the_query_token_is_read_from_its_own_parameter_only() {
+        assert_eq!(
+            query_token(Some("session=a&token=s%3Dx")).as_deref(),
+            Some("s=x")
+        );
+        assert_eq!(query_token(Some("tokens=x")), None);
+        assert_eq!(query_token(None), None);
     }
 }

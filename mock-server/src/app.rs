@@ -31,6 +31,8 @@ pub(crate) struct App {
     pub(crate) rules: scenario::Rules,
     /// What clients sent and got.
     pub(crate) journal: crate::journal::Journal,
+    /// The changes the store, journal and webhook sender apply, for `GET /__admin/events`.
+    pub(crate) events: crate::events::Events,
     /// Where OnlyFans webhooks go, if anywhere.
     pub(crate) webhook: Option<Arc<crate::webhook::WebhookConfig>>,
     /// Wakes the webhook sender when a clock moves.

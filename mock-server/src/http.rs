@@ -377,6 +377,8 @@ pub(crate) async fn serve(
         }
     }
     drop(listener);
+    // Event streams never end by themselves; graceful shutdown would wait out its grace period.
+    app.events.close();
     if tokio::time::timeout(app.connection.grace_period, graceful.shutdown())
         .await
         .is_err()
@@ -546,7 +548,16 @@ fn handle<'a>(
     match segments {
         ["__admin", rest @ ..] => {
             let presented = header_text(&req, header::AUTHORIZATION);
-            match admin::refusal(app.admin_token.as_deref(), peer, presented) {
+            // The page and its event stream may carry the token in the query (see `admin`).
+            let in_query = (req.method() == Method::GET && matches!(rest, ["ui"] | ["events"]))
+                .then(|| admin::query_token(req.uri().query()))
+                .flatten();
+            match admin::refusal(
+                app.admin_token.as_deref(),
+                peer,
+                presented,
+                in_query.as_deref(),
+            ) {
                 None => {
                     let rest = rest.to_vec();
                     Routed::later(async move { admin::handle(app, req, &rest).await })

@@ -35,6 +35,21 @@ pub(crate) struct Note {
     pub(crate) fault: Option<&'static str>,
     /// The job state a status answer reported, in the provider's spelling (`active`, `pending`).
     pub(crate) state: Option<&'static str>,
+    /// For a webhook delivery: which attempt it was and when the next one goes. Boxed: only
+    /// webhook entries have one, and every other entry would carry its room.
+    pub(crate) delivery: Option<Box<Delivery>>,
+}
+
+/// A webhook attempt, as its journal entry tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Delivery {
+    /// This attempt's number, from 1.
+    pub(crate) attempt: u32,
+    /// Attempts made before giving up.
+    pub(crate) max_attempts: u32,
+    /// When the next attempt goes (on the job's session clock), if this one failed and another
+    /// is left.
+    pub(crate) next_retry_at: Option<std::time::SystemTime>,
 }
 
 /// One journal entry.
@@ -104,6 +119,8 @@ pub(crate) fn request_text(path: &str, headers: &http::HeaderMap) -> String {
 pub(crate) struct Journal {
     capacity: usize,
     inner: Mutex<Inner>,
+    /// Where each entry is announced (`GET /__admin/events`).
+    events: crate::events::Events,
 }
 
 #[derive(Debug, Default)]
@@ -121,7 +138,14 @@ impl Journal {
         Self {
             capacity: capacity.max(1),
             inner: Mutex::new(Inner::default()),
+            events: crate::events::Events::default(),
         }
+    }
+
+    /// Announces every entry on `events`.
+    pub(crate) fn with_events(mut self, events: crate::events::Events) -> Self {
+        self.events = events;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -161,6 +185,17 @@ impl Journal {
                 }
             }
         }
+        // Announced under the lock, so subscribers see entries in journal order.
+        self.events.emit(|| crate::events::Event::JournalAppended {
+            session: entry.session.to_string(),
+            seq: entry.seq,
+            route: route_of(entry.method.as_str(), entry.path()),
+            method: entry.method.to_string(),
+            path: entry.path().to_owned(),
+            status: entry.status,
+            job_id: entry.note.job_id.as_deref().map(str::to_owned),
+            fault: entry.note.fault,
+        });
         inner.entries.push_back(entry);
         gone
     }
@@ -189,6 +224,23 @@ impl Journal {
         let mut inner = self.lock();
         inner.entries.clear();
         inner.first_upload.clear();
+    }
+}
+
+/// Which kind of endpoint a journaled path is, for filtering.
+pub(crate) fn route_of(method: &str, path: &str) -> &'static str {
+    if path.starts_with("http") {
+        "webhook"
+    } else if path.starts_with("/cdn/") {
+        "cdn"
+    } else if path.ends_with("/status") {
+        "status"
+    } else if method == "POST"
+        && (path.ends_with("/media/upload") || path.ends_with("/media/vault"))
+    {
+        "upload"
+    } else {
+        "other"
     }
 }
 

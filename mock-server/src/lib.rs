@@ -18,6 +18,8 @@
 //! - [`webhook`]: OnlyFans upload webhooks, signed and retried.
 //! - `http`, `cdn`, `admin`, `store`, `upload`, `journal`: hyper glue, the link-serving CDN, the `/__admin/`
 //!   API, shared state, multipart streaming to disk, and the request journal.
+//! - `events`, `ui`: the stream of state changes (`/__admin/events`) and the QA dashboard
+//!   (`/__admin/ui`) that follows it.
 //!
 //! # Example
 //!
@@ -47,6 +49,7 @@ mod admin;
 mod app;
 mod cdn;
 mod conn;
+mod events;
 #[cfg(test)]
 mod fuzz;
 mod http;
@@ -54,6 +57,7 @@ mod journal;
 mod persist;
 mod provider;
 mod store;
+mod ui;
 mod upload;
 pub mod webhook;
 
@@ -402,11 +406,13 @@ impl Builder {
         nonce[..8].copy_from_slice(&seed.to_be_bytes());
         let default_scenario = self.scenario.unwrap_or_else(Scenario::happy);
         let quota = upload::Quota::new(self.max_storage_bytes);
+        let events = events::Events::default();
         let store = match &self.state_dir {
             Some(dir) => restore(dir, nonce, &self.clock, &default_scenario, &quota)?,
             None => store::Store::new(nonce),
         }
-        .with_idle_expiry(self.idle_expiry);
+        .with_idle_expiry(self.idle_expiry)
+        .with_events(events.clone());
         let fixtures = self.fixtures.unwrap_or_else(Fixtures::embedded);
         let app = Arc::new(app::App {
             clock: self.clock.clone(),
@@ -416,7 +422,8 @@ impl Builder {
             store,
             seed,
             scenarios: app::Scenarios::new(default_scenario),
-            journal: journal::Journal::new(self.journal_capacity),
+            journal: journal::Journal::new(self.journal_capacity).with_events(events.clone()),
+            events,
             enforce_rate_limits: self.enforce_rate_limits,
             rules: self.rules,
             webhook: self.webhook.map(Arc::new),

@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest as _, Sha256};
 
 use crate::clock::saturating_add;
+use crate::events::{Event, StateView};
 use crate::job::{JobState, Timeline};
 use crate::media::MediaInfo;
 use crate::persist::{JobRecord, MediaRecord, Record, TimelineRecord};
@@ -281,6 +282,8 @@ pub(crate) struct Store {
     log: Option<crate::persist::Log>,
     /// Jobs untouched this long are forgotten.
     idle: Duration,
+    /// Where each change is announced (`GET /__admin/events`), from here where it is applied.
+    events: crate::events::Events,
 }
 
 #[derive(Debug, Default)]
@@ -357,7 +360,14 @@ impl Store {
             inner: Mutex::new(Inner::default()),
             log: None,
             idle: Duration::MAX,
+            events: crate::events::Events::default(),
         }
+    }
+
+    /// Announces changes on `events` (the server's channel, which `/__admin/events` reads).
+    pub(crate) fn with_events(mut self, events: crate::events::Events) -> Self {
+        self.events = events;
+        self
     }
 
     /// Forgets jobs (and sessions) untouched for `idle`.
@@ -411,6 +421,11 @@ impl Store {
                 },
                 false,
             );
+            self.events.emit(|| Event::JobForgotten {
+                session: job.session.to_string(),
+                provider: job.provider.slug(),
+                id: job.id.to_string(),
+            });
         }
         if !gone_media.is_empty() {
             inner
@@ -502,6 +517,7 @@ impl Store {
         self.sweep(&mut inner, now.checked_sub(offset).unwrap_or(now));
         *inner.credits.entry(job.api_key).or_default() += job.credits_used;
         let id: Arc<str> = id.into();
+        let provider = job.provider;
         inner.index(&job.session, job.provider, Arc::clone(&id), seq);
         inner.by_seq.insert(
             (job.provider, seq),
@@ -529,6 +545,14 @@ impl Store {
                 rendered: None,
             }),
         );
+        if let Some(job) = inner.by_seq.get(&(provider, seq)) {
+            self.events.emit(|| Event::JobCreated {
+                session: job.session.to_string(),
+                provider: job.provider.slug(),
+                id: job.id.to_string(),
+                state: StateView::from(&job.timeline.state_at(Duration::ZERO, 0)),
+            });
+        }
     }
 
     /// Keeps a terminal job's rendered answer for later polls from the same origin.
@@ -585,6 +609,13 @@ impl Store {
         job.last_touched = now;
         let polled = job.snapshot(state);
         self.record(|| polled_record(job), false);
+        self.events.emit(|| Event::JobPolled {
+            session: polled.session.to_string(),
+            provider: provider.slug(),
+            id: polled.id.to_string(),
+            n_polls: polled.poll_number,
+            state: StateView::from(&polled.state),
+        });
         let offset = inner.offset(session);
         self.sweep(&mut inner, now.checked_sub(offset).unwrap_or(now));
         Some(polled)
@@ -659,6 +690,29 @@ impl Store {
             },
             false,
         );
+        self.events.emit(|| {
+            let (session, provider, id) = (
+                job.session.to_string(),
+                job.provider.slug(),
+                job.id.to_string(),
+            );
+            let state = StateView::from(&job.timeline.state_at(elapsed, job.n_polls));
+            if job.timeline.steps().is_empty() {
+                Event::JobForced {
+                    session,
+                    provider,
+                    id,
+                    state,
+                }
+            } else {
+                Event::JobPinned {
+                    session,
+                    provider,
+                    id,
+                    state,
+                }
+            }
+        });
         Ok(())
     }
 
@@ -704,13 +758,72 @@ impl Store {
     }
 
     /// Moves `session`'s clock forward by `by`, leaving every other session's alone.
-    pub(crate) fn advance_session(&self, session: &SessionId, by: Duration) -> Duration {
+    pub(crate) fn advance_session(
+        &self,
+        session: &SessionId,
+        by: Duration,
+        server_now: SystemTime,
+    ) -> Duration {
         let mut inner = self.lock();
         let state = inner.sessions.entry(Arc::clone(session)).or_default();
+        let before = state.offset;
         state.offset = state.offset.saturating_add(by);
         let offset = state.offset;
         self.record(|| session_clock_record(session, offset), false);
+        self.announce_clock(
+            &inner,
+            Some(session),
+            saturating_add(server_now, before),
+            saturating_add(server_now, offset),
+        );
         offset
+    }
+
+    /// Announces a clock move, then every job (of `session`, or all) whose state the move
+    /// changed: jobs change by the clock, so this is where their changes happen. `before` and
+    /// `after` are readings of the moved clock (the session's, or the server's).
+    fn announce_clock(
+        &self,
+        inner: &Inner,
+        session: Option<&SessionId>,
+        before: SystemTime,
+        after: SystemTime,
+    ) {
+        if !self.events.is_watched() {
+            return;
+        }
+        let (now, unix_ms) = crate::events::time(after);
+        self.events.emit(|| Event::ClockMoved {
+            session: session.map(ToString::to_string),
+            now,
+            unix_ms,
+        });
+        for job in inner.by_seq.values() {
+            if session.is_some_and(|session| *session != job.session) {
+                continue;
+            }
+            // A session's clock is the server's plus its offset: only a server move needs it.
+            let offset = match session {
+                Some(_) => Duration::ZERO,
+                None => inner.offset(&job.session),
+            };
+            let state_at = |at: SystemTime| {
+                let elapsed = saturating_add(at, offset)
+                    .duration_since(job.created_at)
+                    .unwrap_or(Duration::ZERO);
+                job.timeline.state_at(elapsed, job.n_polls)
+            };
+            let (was, is) = (state_at(before), state_at(after));
+            if was != is {
+                self.events.emit(|| Event::JobChanged {
+                    session: job.session.to_string(),
+                    provider: job.provider.slug(),
+                    id: job.id.to_string(),
+                    from: crate::events::state_parts(&was).0,
+                    state: StateView::from(&is),
+                });
+            }
+        }
     }
 
     /// `session`'s own default scenario, if one was set.
@@ -777,6 +890,7 @@ impl Store {
             ..Inner::default()
         };
         self.record(|| Record::Reset, false);
+        self.events.emit(|| Event::SessionReset { session: None });
         n_jobs
     }
 
@@ -796,6 +910,7 @@ impl Store {
         state.offset += to.duration_since(now).unwrap_or_default();
         let offset = state.offset;
         self.record(|| session_clock_record(session, offset), false);
+        self.announce_clock(&inner, Some(session), now, to);
         Ok(())
     }
 
@@ -814,6 +929,9 @@ impl Store {
             },
             false,
         );
+        self.events.emit(|| Event::SessionReset {
+            session: Some(session.to_string()),
+        });
         before - inner.by_seq.len()
     }
 
@@ -875,12 +993,23 @@ impl Store {
             .map(|job| {
                 let now = saturating_add(server_now, inner.offset(&job.session));
                 let elapsed = now.duration_since(job.created_at).unwrap_or(Duration::ZERO);
+                let state = job.timeline.state_at(elapsed, job.n_polls);
+                // Links count from the end; a job no poll has seen end yet ended by its timeline.
+                let finished_at = job.finished_at.or_else(|| {
+                    state.is_terminal().then(|| {
+                        saturating_add(job.created_at, job.timeline.finished_after(elapsed))
+                    })
+                });
+                let mut polled = job.snapshot(state.clone());
+                polled.finished_at = finished_at;
                 JobSummary {
+                    now,
+                    polled,
                     session: Arc::clone(&job.session),
                     provider: job.provider,
                     id: job.id.to_string(),
                     account: job.account.to_string(),
-                    state: job.timeline.state_at(elapsed, job.n_polls),
+                    state,
                     n_polls: job.n_polls,
                     created_at: job.created_at,
                     finished_at: job.finished_at,
@@ -990,6 +1119,10 @@ pub(crate) enum ForceError {
 /// One row of [`Store::list`].
 #[derive(Debug, Clone)]
 pub(crate) struct JobSummary {
+    /// Its session's clock when listed: where "now" is on its timeline.
+    pub(crate) now: SystemTime,
+    /// What a poll would see, without counting one: renders its links.
+    pub(crate) polled: Polled,
     /// The session that owns it.
     pub(crate) session: SessionId,
     /// Which provider.
@@ -1292,15 +1425,16 @@ impl Store {
             .collect()
     }
 
-    /// Records that the manual server clock now reads `at`.
-    pub(crate) fn record_clock(&self, at: SystemTime) {
-        let _inner = self.lock();
+    /// Records that the manual server clock moved from `before` to `at`, and announces it.
+    pub(crate) fn record_clock(&self, before: SystemTime, at: SystemTime) {
+        let inner = self.lock();
         self.record(
             || Record::Clock {
                 unix_ms: unix_ms(at),
             },
             false,
         );
+        self.announce_clock(&inner, None, before, at);
     }
 }
 

@@ -86,8 +86,18 @@ async fn deliver(app: &App, config: &WebhookConfig, polled: Polled) {
         scenario: Some(Arc::clone(&polled.scenario)),
         ..journal::Note::default()
     };
+    let signed = signature(&config.secret, &body);
     if behaviour.drop {
-        record(app, config, &polled, 0, 0.0, Some("drop"), note());
+        let attempt = Attempt {
+            attempt: 1,
+            max_attempts: config.max_attempts,
+            next_retry_at: None,
+            signature: &signed,
+            status: 0,
+            duration_ms: 0.0,
+            fault: Some("drop"),
+        };
+        record(app, config, &polled, &attempt, note());
         return;
     }
     tokio::time::sleep(behaviour.delay).await;
@@ -96,18 +106,22 @@ async fn deliver(app: &App, config: &WebhookConfig, polled: Polled) {
         let mut backoff = config.backoff;
         for attempt in 1..=config.max_attempts {
             let stopwatch = Stopwatch::start();
-            let status = post(config, &body).await;
+            let status = post(config, &body, &signed).await;
             let fault = behaviour.duplicate.then_some("duplicate");
-            record(
-                app,
-                config,
-                &polled,
+            let is_last = (200..300).contains(&status) || attempt == config.max_attempts;
+            let next_retry_at =
+                (!is_last).then(|| crate::clock::saturating_add(app.now(&polled.session), backoff));
+            let attempt = Attempt {
+                attempt,
+                max_attempts: config.max_attempts,
+                next_retry_at,
+                signature: &signed,
                 status,
-                stopwatch.elapsed_ms(),
+                duration_ms: stopwatch.elapsed_ms(),
                 fault,
-                note(),
-            );
-            if (200..300).contains(&status) || attempt == config.max_attempts {
+            };
+            record(app, config, &polled, &attempt, note());
+            if is_last {
                 break;
             }
             tokio::time::sleep(backoff).await;
@@ -117,10 +131,10 @@ async fn deliver(app: &App, config: &WebhookConfig, polled: Polled) {
 }
 
 /// POSTs the body; returns the status, or 0 when no answer came.
-async fn post(config: &WebhookConfig, body: &Bytes) -> u16 {
+async fn post(config: &WebhookConfig, body: &Bytes, signature: &str) -> u16 {
     let request = http::Request::post(&config.url)
         .header(http::header::CONTENT_TYPE, "application/json")
-        .header("signature", signature(&config.secret, body))
+        .header("signature", signature)
         .body(Full::new(body.clone()));
     let Ok(request) = request else {
         tracing::warn!(url = %config.url, "webhook URL is not a valid URI");
@@ -138,22 +152,51 @@ async fn post(config: &WebhookConfig, body: &Bytes) -> u16 {
     }
 }
 
+/// One delivery attempt, as it is journaled and announced.
+struct Attempt<'a> {
+    attempt: u32,
+    max_attempts: u32,
+    next_retry_at: Option<std::time::SystemTime>,
+    /// The `Signature` header sent.
+    signature: &'a str,
+    /// The receiver's status; 0 when no answer came.
+    status: u16,
+    duration_ms: f64,
+    fault: Option<&'static str>,
+}
+
+/// Journals an attempt (with the headers it sent, so the journal shows its signature) and
+/// announces it on the events stream: the one place a delivery attempt is applied.
 fn record(
     app: &App,
     config: &WebhookConfig,
     polled: &Polled,
-    status: u16,
-    duration_ms: f64,
-    fault: Option<&'static str>,
+    attempt: &Attempt<'_>,
     mut note: journal::Note,
 ) {
-    note.fault = fault;
+    let (status, duration_ms) = (attempt.status, attempt.duration_ms);
+    note.fault = attempt.fault;
+    note.delivery = Some(Box::new(journal::Delivery {
+        attempt: attempt.attempt,
+        max_attempts: attempt.max_attempts,
+        next_retry_at: attempt.next_retry_at,
+    }));
+    app.events.emit(|| crate::events::Event::WebhookAttempted {
+        session: polled.session.to_string(),
+        job_id: polled.id.to_string(),
+        attempt: attempt.attempt,
+        status,
+        next_retry_at: attempt.next_retry_at.map(crate::clock::iso_millis),
+    });
     app.journal.record(journal::Entry {
         seq: 0,
         session: Arc::clone(&polled.session),
         at: app.now(&polled.session),
         method: http::Method::POST,
-        request: config.url.clone(),
+        request: format!(
+            "{}\ncontent-type: application/json\nsignature: {}",
+            config.url, attempt.signature
+        ),
         status,
         duration_ms,
         note,

@@ -536,3 +536,71 @@ async fn with_an_admin_token_every_admin_request_needs_it() {
         .unwrap();
     assert_eq!(response.status(), 404);
 }
+
+#[tokio::test]
+async fn jobs_carry_faults_repeats_dimensions_and_links_with_what_the_cdn_answers() {
+    let server = spawn_server().await;
+    let upload = |scenario: &'static str| {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            crate::support::file_part(
+                crate::support::sample("sample.jpg"),
+                "sample.jpg",
+                "image/jpeg",
+            ),
+        );
+        let request = server
+            .http
+            .post(server.url("/api/fansly/acct/media/upload"))
+            .header("x-api-key", "test-key")
+            .header("x-mock-scenario", scenario)
+            .multipart(form);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(upload("rate-limited").await, 201);
+    server.fansly_status("1").await;
+    assert_eq!(server.fansly_status("1").await.status, 429);
+    assert_eq!(upload("happy").await, 201);
+
+    let (_, body) = admin_checked(&server, reqwest::Method::GET, "/__admin/jobs", None, None).await;
+    let jobs = body["jobs"].as_array().unwrap();
+    let (limited, retry) = (&jobs[0], &jobs[1]);
+    assert_eq!(
+        limited["faults"],
+        json!([{"seq": 3, "fault": "respond", "route": "status", "status": 429}])
+    );
+    assert_eq!(limited["repeat_of"], Value::Null);
+    assert_eq!(
+        (limited["width"].as_u64(), limited["height"].as_u64()),
+        (Some(444), Some(421))
+    );
+    assert_eq!(retry["repeat_of"], 1, "the second upload of the same bytes");
+    assert_eq!(retry["state"], "queued");
+    assert_eq!(retry["elapsed_ms"], 0);
+    assert_eq!(retry["next_change_at"], "2026-02-04T18:35:01.500Z");
+    assert_eq!(retry["links"], json!([]));
+
+    server.advance(Duration::from_secs(3)).await;
+    let (_, body) = admin_checked(&server, reqwest::Method::GET, "/__admin/jobs", None, None).await;
+    let retry = &body["jobs"][1];
+    assert_eq!(retry["state"], "completed");
+    assert_eq!(retry["next_change_at"], Value::Null);
+    let links = retry["links"].as_array().unwrap();
+    assert!(!links.is_empty());
+    for link in links {
+        assert_eq!(link["cdn_status"], 200, "{link}");
+        assert_eq!(
+            link["expires_at"], "2026-02-04T23:35:03.000Z",
+            "5 h after completion"
+        );
+        let url = link["url"].as_str().unwrap();
+        assert_eq!(server.fetch(url).await.0, 200);
+    }
+    server.advance(Duration::from_secs(5 * 3600 + 1)).await;
+    let (_, body) = admin_checked(&server, reqwest::Method::GET, "/__admin/jobs", None, None).await;
+    for link in body["jobs"][1]["links"].as_array().unwrap() {
+        assert_eq!(link["cdn_status"], 403, "{link}");
+        assert_eq!(link["cdn_denied_reason"], "expired");
+        assert_eq!(server.fetch(link["url"].as_str().unwrap()).await.0, 403);
+    }
+}

@@ -3,8 +3,10 @@
 
 mod admin;
 mod bad_input;
+mod browser;
 mod cdn;
 mod cli;
+mod events;
 mod fansly;
 mod hostile;
 mod hostile_matrix;

@@ -151,6 +151,19 @@ impl TestServer {
         Reply::checked(response, "GET", Document::Fansly).await
     }
 
+    /// A Fansly status poll in `session`.
+    pub(crate) async fn fansly_status_in(&self, session: &str, job_id: &str) -> Reply {
+        let response = self
+            .http
+            .get(self.url(&format!("/api/fansly/media/upload/{job_id}/status")))
+            .header("x-api-key", "test-key")
+            .header("x-mock-session", session)
+            .send()
+            .await
+            .unwrap();
+        Reply::checked(response, "GET", Document::Fansly).await
+    }
+
     /// `endpoint` is `upload` or `vault`.
     pub(crate) async fn onlyfans_upload(
         &self,

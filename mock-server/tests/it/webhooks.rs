@@ -172,6 +172,17 @@ async fn a_failed_upload_is_announced_and_a_refused_delivery_is_retried() {
         .map(|entry| entry["status"].as_u64().unwrap())
         .collect();
     assert_eq!(statuses, [503, 200]);
+    // Each attempt is journaled with its number, the next retry, and the signature it carried.
+    let entries = journal["entries"].as_array().unwrap();
+    assert_eq!(entries[0]["delivery"]["attempt"], 1);
+    assert_eq!(entries[0]["delivery"]["max_attempts"], 5);
+    assert!(entries[0]["delivery"]["next_retry_at"].is_string());
+    assert_eq!(entries[1]["delivery"]["attempt"], 2);
+    assert_eq!(entries[1]["delivery"]["next_retry_at"], Value::Null);
+    assert_eq!(
+        entries[1]["headers"]["signature"],
+        mock_server::webhook::signature(SECRET, &received[1].1)
+    );
 }
 
 /// A server whose default scenario sets `webhook:` to `behaviour`.

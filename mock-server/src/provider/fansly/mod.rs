@@ -204,6 +204,7 @@ async fn upload(
         sha256: Some(file.sha256),
         fault: None,
         state: None,
+        delivery: None,
     };
     app.store.insert(
         seq,
@@ -293,7 +294,7 @@ fn status(
         None => {
             let (progress, result, failed_reason) = match &polled.state {
                 JobState::Running { progress, .. } => (*progress, None, None),
-                JobState::Completed => (100, Some(result(app, ctx, &polled)?), None),
+                JobState::Completed => (100, Some(result(app, &ctx.origin(), &polled)?), None),
                 JobState::Failed { progress, reason } => {
                     (*progress, None, Some(reason.to_string()))
                 }
@@ -323,13 +324,18 @@ fn status(
     Ok(ctx.finish(response, fault, note))
 }
 
+/// A completed job's `result` as a poll from `origin` would show it, for the admin API's links.
+pub(crate) fn completed_result(
+    app: &App,
+    origin: &str,
+    polled: &Polled,
+) -> Option<serde_json::Value> {
+    serde_json::to_value(result(app, origin, polled).ok()?).ok()
+}
+
 /// The completed `result`: the media, its scaled variants, and links signed until
 /// completion + `link_ttl`.
-fn result(
-    app: &App,
-    ctx: &RequestCtx<'_>,
-    polled: &Polled,
-) -> Result<wire::UploadResult, ApiError> {
+fn result(app: &App, origin: &str, polled: &Polled) -> Result<wire::UploadResult, ApiError> {
     let media = polled.media.as_deref().ok_or(ApiError::Internal)?;
     let fixture = &app.fixtures.fansly;
     let ids = Ids::new(polled.seq);
@@ -342,7 +348,6 @@ fn result(
         1
     };
     let extension = media.info.extension;
-    let origin = ctx.origin();
     let session = crate::http::session_suffix(&polled.session);
     let link = |id: u64| {
         let path = format!("/cdn/fansly/{id}.{extension}");

@@ -257,6 +257,7 @@ async fn upload(
         sha256,
         fault: None,
         state: None,
+        delivery: None,
     };
     let names = Names::new(app, seq);
     let (job_id, timeline) = if is_async {
@@ -464,6 +465,16 @@ fn status_reply(app: &App, origin: &str, polled: &Polled) -> Result<wire::Status
             }
         }
     })
+}
+
+/// A completed job's status answer as a poll from `origin` would show it, for the admin API's
+/// links.
+pub(crate) fn completed_status(
+    app: &App,
+    origin: &str,
+    polled: &Polled,
+) -> Option<serde_json::Value> {
+    serde_json::to_value(status_reply(app, origin, polled).ok()?).ok()
 }
 
 /// The webhook body for an OnlyFans job that has ended, if it is one.
