@@ -372,11 +372,23 @@ async fn sigterm_stops_accepting_lets_an_upload_in_flight_finish_and_exits_0() {
     body.extend_from_slice(&gif);
     body.extend_from_slice(b"\r\n--B--\r\n");
     let head = format!(
-        "POST /api/fansly/acct/media/upload HTTP/1.1\r\nHost: x\r\nx-api-key: k\r\nConnection: close\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: {}\r\n\r\n",
+        "POST /api/fansly/acct/media/upload HTTP/1.1\r\nHost: x\r\nx-api-key: k\r\nConnection: close\r\nExpect: 100-continue\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
     stream.write_all(head.as_bytes()).await.unwrap();
+    // The server asks for the body once it is reading this request: from then on the upload is
+    // in flight. (Without this wait a loaded machine could deliver SIGTERM before the server had
+    // read the head, and graceful shutdown rightly closes a connection with no request yet.)
+    let continue_line = b"HTTP/1.1 100 Continue\r\n\r\n";
+    let mut interim = vec![0u8; continue_line.len()];
+    stream.read_exact(&mut interim).await.unwrap();
+    assert_eq!(
+        interim,
+        continue_line,
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
     stream.write_all(&body[..body.len() / 2]).await.unwrap();
 
     let pid = running.child.id().to_string();
