@@ -84,6 +84,13 @@ pub(crate) async fn serve(app: &App, req: &Request<Incoming>, segments: &[&str])
         .headers()
         .get(header::RANGE)
         .and_then(|value| value.to_str().ok())
+        // RFC 9110 §14.2: a range unit the server does not understand (`items=0-10`) is
+        // ignored, and the whole representation answered; only `bytes` ranges are ours.
+        .filter(|value| {
+            value
+                .get(..6)
+                .is_some_and(|unit| unit.eq_ignore_ascii_case("bytes="))
+        })
         .map(|value| {
             http_range_header::parse_range_header(value).and_then(|ranges| ranges.validate(total))
         });

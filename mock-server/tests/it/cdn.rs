@@ -73,6 +73,28 @@ async fn an_unsatisfiable_range_gets_416() {
 }
 
 #[tokio::test]
+async fn a_range_in_an_unknown_unit_is_ignored_and_the_whole_body_served() {
+    let server = spawn_server().await;
+    let link = completed_link(&server).await;
+    for range in ["items=0-10", "pages=1", "none"] {
+        let response = server
+            .http
+            .get(&link)
+            .header("range", range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{range}");
+        assert!(response.headers().get("content-range").is_none(), "{range}");
+        assert_eq!(
+            response.bytes().await.unwrap(),
+            sample("sample.jpg"),
+            "{range}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn head_gives_length_and_type_without_a_body() {
     let server = spawn_server().await;
     let link = completed_link(&server).await;
