@@ -292,6 +292,11 @@ impl<'a> RequestCtx<'a> {
         }
     }
 
+    /// The address this request reached the mock on: its own listener.
+    pub(crate) fn local(&self) -> SocketAddr {
+        self.local
+    }
+
     /// Whether `candidate` is what [`RequestCtx::origin`] would build, without building it.
     pub(crate) fn is_origin(&self, candidate: &str) -> bool {
         match (self.public_url, &self.host) {

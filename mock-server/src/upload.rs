@@ -421,6 +421,10 @@ pub(crate) enum DownloadError {
         "host {0:?} is not loopback; the mock only fetches from 127.0.0.0/8, ::1 and localhost"
     )]
     NotLoopback(String),
+    /// The mock's own listener, for anything but its CDN: `file_url` must not become a way to
+    /// read the loopback-only admin API (or the provider API) from outside.
+    #[error("{0:?} is this mock's own listener, which file_url may reach only for /cdn/ links")]
+    OwnListener(String),
     /// `file://` outside the media root, or no media root configured.
     #[error("path {0:?} is outside the allowed media directory")]
     OutsideMediaRoot(String),
@@ -439,11 +443,14 @@ pub(crate) enum DownloadError {
 }
 
 /// Fetches `url` (loopback `http://`, or `file://` under `media_root`) into a temp file in `dir`.
+/// `own` is the address the request reached the mock on: its own listener is refused except for
+/// the signed links it serves under `/cdn/` (a client may upload a link it was given).
 pub(crate) async fn download(
     url: &str,
     limits: Limits,
     dir: &Path,
     media_root: Option<&Path>,
+    own: std::net::SocketAddr,
 ) -> Result<Received, DownloadError> {
     let file_name = url
         .rsplit('/')
@@ -485,6 +492,10 @@ pub(crate) async fn download(
                     .is_ok_and(|ip| ip.is_loopback());
             if !is_loopback {
                 return Err(DownloadError::NotLoopback(host.to_owned()));
+            }
+            let port = uri.port_u16().unwrap_or(80);
+            if port == own.port() && !uri.path().starts_with("/cdn/") {
+                return Err(DownloadError::OwnListener(url.to_owned()));
             }
             let client =
                 hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())

@@ -280,6 +280,34 @@ async fn file_url_is_fetched_from_a_loopback_origin() {
 }
 
 #[tokio::test]
+async fn file_url_never_reads_the_mocks_own_admin_or_provider_api() {
+    let server = spawn_server().await;
+    let own = server.url("");
+    // What a closed port answers is what every refusal answers: nothing tells them apart.
+    let closed = {
+        let form = Form::new().text("file_url", "http://127.0.0.1:1/missing.jpg");
+        server.onlyfans_upload(ACCOUNT, "vault", form).await
+    };
+    assert!(closed.status >= 400, "{}", closed.body);
+    for path in [
+        "/__admin/journal",
+        "/__admin/health",
+        "/api/fansly/media/upload/1/status",
+    ] {
+        let form = Form::new().text("file_url", format!("{own}{path}"));
+        let reply = server.onlyfans_upload(ACCOUNT, "vault", form).await;
+        assert_eq!(reply.status, closed.status, "{path}: {}", reply.body);
+        assert_eq!(reply.body, closed.body, "{path}");
+        let form = Form::new()
+            .text("file_url", format!("{own}{path}"))
+            .text("async", "true");
+        let accepted = server.onlyfans_upload(ACCOUNT, "upload", form).await;
+        let (done, _) = poll_to_end(&server, accepted.body["prefixed_id"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "failed", "{path}: {done}");
+    }
+}
+
+#[tokio::test]
 async fn file_url_reads_fixture_media_by_file_scheme() {
     let server = spawn_server().await;
     let path = mock_server::fixture::repo_media_dir().join("sample.gif");

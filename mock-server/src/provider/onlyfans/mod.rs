@@ -217,6 +217,7 @@ async fn upload(
                 app.limits.clone(),
                 &app.storage_dir,
                 app.media_root.as_deref(),
+                ctx.local(),
             )
             .await
             .map_err(|err| tracing::info!(%url, error = %err, "file_url fetch failed"))
