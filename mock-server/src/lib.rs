@@ -482,6 +482,7 @@ fn restore(
         }
     };
     let media_dir = persist::media_dir(dir);
+    let lost_media = std::cell::Cell::new((0, 0));
     let (store, clock_at) = store::Store::restore(
         nonce,
         records,
@@ -489,8 +490,18 @@ fn restore(
             media_dir: &media_dir,
             scenario: &resolve,
             quota,
+            lost_media: &lost_media,
         },
     );
+    let (missing_files, altered_files) = lost_media.get();
+    if missing_files + altered_files > 0 {
+        tracing::warn!(
+            dir = %dir.display(),
+            missing_files,
+            altered_files,
+            "stored media missing or altered since the last run: those jobs now answer as failed"
+        );
+    }
     if let Some(at) = clock_at.filter(|_| clock.is_manual()) {
         // A clock that was moved past `at` since (a later --clock-start) keeps its reading.
         let _ = clock.set(at);
@@ -510,6 +521,8 @@ fn restore(
         records = n_records,
         media_files = keep.len(),
         removed_files = n_removed,
+        missing_files,
+        altered_files,
         "state restored"
     );
     Ok(store.with_log(log))

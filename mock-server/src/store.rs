@@ -1221,6 +1221,8 @@ pub(crate) struct Restore<'a> {
     pub(crate) scenario: &'a dyn Fn(&str) -> Arc<Scenario>,
     /// The disk quota restored files count against.
     pub(crate) quota: &'a Arc<crate::upload::Quota>,
+    /// Jobs whose stored file was (missing, altered) at restore: counted for the start-up WARN.
+    pub(crate) lost_media: &'a std::cell::Cell<(usize, usize)>,
 }
 
 impl Store {
@@ -1438,6 +1440,9 @@ impl Store {
     }
 }
 
+/// The error a restored job answers when its stored file is missing or altered.
+pub(crate) const LOST_MEDIA_REASON: &str = "The uploaded file is no longer available: the mock's --state-dir lost or altered it while the mock was down.";
+
 fn restore_job(
     inner: &mut Inner,
     job: JobRecord,
@@ -1454,6 +1459,8 @@ fn restore_job(
         );
         return;
     };
+    let had_media = job.media.is_some();
+    let mut altered = false;
     let media = job.media.and_then(|record| {
         if let Some(media) = media_by_file.get(&record.file) {
             return Some(Arc::clone(media));
@@ -1463,6 +1470,7 @@ fn restore_job(
         let size = std::fs::metadata(&path).ok()?.len();
         if size != record.size {
             tracing::warn!(file = %record.file, "state log: stored file has the wrong size; dropped");
+            altered = true;
             return None;
         }
         let mut sha256 = [0u8; 32];
@@ -1484,6 +1492,21 @@ fn restore_job(
         media_by_file.insert(record.file, Arc::clone(&media));
         Some(media)
     });
+    // A job whose bytes are gone can never serve them: it answers as a failed job does, instead
+    // of a completed one whose every poll would be a 500.
+    let timeline = if had_media && media.is_none() {
+        let (missing, n_altered) = ctx.lost_media.get();
+        ctx.lost_media.set(if altered {
+            (missing, n_altered + 1)
+        } else {
+            (missing + 1, n_altered)
+        });
+        timeline.with_outcome(crate::job::Outcome::Failed {
+            reason: LOST_MEDIA_REASON.into(),
+        })
+    } else {
+        timeline
+    };
     let session: SessionId = job.session.into();
     if let Some(media) = &media {
         for token in &job.tokens {

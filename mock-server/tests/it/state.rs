@@ -424,3 +424,106 @@ async fn sigterm_stops_accepting_lets_an_upload_in_flight_finish_and_exits_0() {
     .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test]
+async fn media_lost_while_the_mock_was_down_is_reported_and_its_jobs_answer_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::new();
+    let upload = |base: String, name: &'static str, mime: &'static str| {
+        let http = http.clone();
+        async move {
+            let form = Form::new().part("file", file_part(sample(name), name, mime));
+            let reply: Value = http
+                .post(format!("{base}/api/fansly/acct/media/upload"))
+                .header("x-api-key", "k")
+                .multipart(form)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            reply["data"]["jobId"].as_str().unwrap().to_owned()
+        }
+    };
+    let poll = |base: String, job: String| {
+        let http = http.clone();
+        async move {
+            let reply = http
+                .get(format!("{base}/api/fansly/media/upload/{job}/status"))
+                .header("x-api-key", "k")
+                .send()
+                .await
+                .unwrap();
+            (
+                reply.status().as_u16(),
+                reply.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let jobs = {
+        let running = run_binary(dir.path());
+        let jobs = [
+            upload(running.base.clone(), "sample.jpg", "image/jpeg").await,
+            upload(running.base.clone(), "sample.png", "image/png").await,
+        ];
+        for job in &jobs {
+            let (code, body) = poll(running.base.clone(), job.clone()).await;
+            assert_eq!(
+                (code, body["data"]["state"].as_str()),
+                (200, Some("completed"))
+            );
+        }
+        jobs
+    };
+    // While it is down, one stored file disappears and the other grows.
+    let mut files: Vec<_> = std::fs::read_dir(dir.path().join("media"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2, "{files:?}");
+    std::fs::remove_file(&files[0]).unwrap();
+    let mut grown = std::fs::read(&files[1]).unwrap();
+    grown.extend_from_slice(b"tampered");
+    std::fs::write(&files[1], grown).unwrap();
+
+    let log = dir.path().join("restart.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mock-server"))
+        .args(["--bind", "127.0.0.1:0", "--clock", "manual", "--state-dir"])
+        .arg(dir.path())
+        .env("MOCK_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let first = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let running = Running {
+        child,
+        base: first
+            .strip_prefix("mock-server listening on ")
+            .unwrap()
+            .to_owned(),
+    };
+    let warned = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        warned.contains("missing_files=1") && warned.contains("altered_files=1"),
+        "{warned}"
+    );
+    for job in &jobs {
+        let (code, body) = poll(running.base.clone(), job.clone()).await;
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(body["data"]["state"], "failed", "{body}");
+        assert!(
+            body["data"]["failedReason"]
+                .as_str()
+                .unwrap()
+                .contains("no longer available"),
+            "{body}"
+        );
+    }
+}
