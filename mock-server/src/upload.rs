@@ -56,6 +56,18 @@ impl Form {
     }
 }
 
+/// Whether storing failed because the disk (or the user's disk quota) is full: answered as the
+/// storage quota is, with the provider's 507, not a generic 500.
+pub(crate) fn is_disk_full(err: &std::io::Error) -> bool {
+    /// ENOSPC and EDQUOT on Linux.
+    const NO_SPACE: i32 = 28;
+    const QUOTA: i32 = 122;
+    matches!(
+        err.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ) || matches!(err.raw_os_error(), Some(NO_SPACE | QUOTA))
+}
+
 /// Why a form or a download could not be received. Providers map each to their own error body.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -537,4 +549,20 @@ where
         }
         Ok(chunk)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_disk_full;
+
+    #[test]
+    fn a_full_disk_or_quota_is_told_apart_from_other_storage_errors() {
+        assert!(is_disk_full(&std::io::Error::from_raw_os_error(28)));
+        assert!(is_disk_full(&std::io::Error::from_raw_os_error(122)));
+        assert!(is_disk_full(&std::io::Error::from(
+            std::io::ErrorKind::StorageFull
+        )));
+        assert!(!is_disk_full(&std::io::Error::from_raw_os_error(13)));
+        assert!(!is_disk_full(&std::io::Error::other("join failed")));
+    }
 }

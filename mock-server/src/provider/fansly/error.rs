@@ -85,6 +85,13 @@ impl From<UploadError> for ApiError {
                     retry_after: None,
                 }
             }
+            UploadError::Storage(source) if crate::upload::is_disk_full(&source) => {
+                tracing::warn!(error = %source, "fansly upload refused: the disk is full");
+                ApiError::Injected {
+                    status: 507,
+                    retry_after: None,
+                }
+            }
             UploadError::Storage(source) => {
                 tracing::error!(error = %source, "fansly upload could not be stored");
                 ApiError::Internal

@@ -99,6 +99,13 @@ impl From<UploadError> for ApiError {
                     retry_after: None,
                 }
             }
+            UploadError::Storage(source) if crate::upload::is_disk_full(&source) => {
+                tracing::warn!(error = %source, "onlyfans upload refused: the disk is full");
+                ApiError::Injected {
+                    status: 507,
+                    retry_after: None,
+                }
+            }
             UploadError::Storage(source) => {
                 tracing::error!(error = %source, "onlyfans upload could not be stored");
                 ApiError::Internal
