@@ -77,6 +77,9 @@ pub(crate) enum Record {
     Expired { provider: String, seq: u64 },
     /// A session was forgotten.
     SessionReset { session: String },
+    /// The credits an API key has been charged so far, by the SHA-256 of the key (the key itself
+    /// never touches the disk): the last record of a digest is its total.
+    Credits { key_sha256: String, total: u64 },
     /// Everything was forgotten.
     Reset,
 }

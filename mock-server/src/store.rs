@@ -304,6 +304,9 @@ struct Inner {
     windows: [HashMap<String, RateWindow>; 2],
     /// API key → credits charged.
     credits: HashMap<String, u64>,
+    /// SHA-256 of an API key (hex) → credits charged before the last restart: the log keeps
+    /// digests, not keys, so a key's balance is `credits[key] + restored_credits[digest]`.
+    restored_credits: HashMap<String, u64>,
     /// When idle jobs were last looked for (server clock).
     last_sweep: Option<SystemTime>,
     /// Jobs holding a rendered answer, oldest first (entries of forgotten jobs linger until
@@ -515,7 +518,18 @@ impl Store {
             state.offset
         };
         self.sweep(&mut inner, now.checked_sub(offset).unwrap_or(now));
-        *inner.credits.entry(job.api_key).or_default() += job.credits_used;
+        if job.credits_used > 0 {
+            let key_sha256 = key_digest(&job.api_key);
+            let earlier = inner
+                .restored_credits
+                .get(&key_sha256)
+                .copied()
+                .unwrap_or(0);
+            let live = inner.credits.entry(job.api_key).or_default();
+            *live += job.credits_used;
+            let total = *live + earlier;
+            self.record(|| Record::Credits { key_sha256, total }, false);
+        }
         let id: Arc<str> = id.into();
         let provider = job.provider;
         inner.index(&job.session, job.provider, Arc::clone(&id), seq);
@@ -979,7 +993,16 @@ impl Store {
 
     /// Credits charged so far to `key`.
     pub(crate) fn credits_used(&self, key: &str) -> u64 {
-        self.lock().credits.get(key).copied().unwrap_or(0)
+        let inner = self.lock();
+        let live = inner.credits.get(key).copied().unwrap_or(0);
+        if inner.restored_credits.is_empty() {
+            return live;
+        }
+        live + inner
+            .restored_credits
+            .get(&key_digest(key))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// A snapshot of every job (of `session`, if given) with the state it would show now on its
@@ -1174,6 +1197,12 @@ fn media_record(media: &StoredMedia) -> Option<MediaRecord> {
     })
 }
 
+/// The hex SHA-256 of an API key: how the state log names a key whose credits it keeps.
+fn key_digest(key: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(key.as_bytes()))
+}
+
 fn job_record(seq: u64, id: &str, job: &NewJob, now: SystemTime, tokens: &[String]) -> JobRecord {
     JobRecord {
         seq,
@@ -1324,6 +1353,9 @@ impl Store {
                         inner.blobs.retain(|_, (_, owner)| *owner != session);
                         inner.by_seq.retain(|_, job| job.session != session);
                     }
+                    Record::Credits { key_sha256, total } => {
+                        inner.restored_credits.insert(key_sha256, total);
+                    }
                     Record::Reset => {
                         let next_seq = std::mem::take(&mut inner.next_seq);
                         *inner = Inner {
@@ -1351,6 +1383,13 @@ impl Store {
             records.push(Record::Clock {
                 unix_ms: unix_ms(clock),
             });
+        }
+        let mut credits: HashMap<String, u64> = inner.restored_credits.clone();
+        for (key, live) in &inner.credits {
+            *credits.entry(key_digest(key)).or_default() += live;
+        }
+        for (key_sha256, total) in credits {
+            records.push(Record::Credits { key_sha256, total });
         }
         for (provider, next) in &inner.next_seq {
             records.push(Record::NextSeq {

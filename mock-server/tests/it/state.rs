@@ -527,3 +527,43 @@ async fn media_lost_while_the_mock_was_down_is_reported_and_its_jobs_answer_fail
         );
     }
 }
+
+#[tokio::test]
+async fn credit_balances_survive_a_restart_without_the_key_touching_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = |server: &TestServer| {
+        let form = Form::new().part(
+            "file",
+            file_part(sample("sample.jpg"), "a.jpg", "image/jpeg"),
+        );
+        let server_http = server.http.clone();
+        let url = server.url("/api/acct_1/media/vault");
+        async move {
+            let reply: Value = server_http
+                .post(url)
+                .header("authorization", "Bearer secret-credit-key")
+                .multipart(form)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            reply["_meta"]["_credits"]["balance"].as_i64().unwrap()
+        }
+    };
+    let (first, second) = {
+        let server = start(dir.path()).await;
+        (vault(&server).await, vault(&server).await)
+    };
+    let charge = first - second;
+    assert!(charge > 0, "{first} then {second}");
+    let server = start(dir.path()).await;
+    assert_eq!(
+        vault(&server).await,
+        second - charge,
+        "the balance goes on from where it was, not from the start"
+    );
+    let log = std::fs::read_to_string(dir.path().join("state.log")).unwrap();
+    assert!(!log.contains("secret-credit-key"), "the key is on disk");
+}
