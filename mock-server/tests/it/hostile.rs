@@ -65,7 +65,7 @@ async fn post(server: &TestServer, path: &str, content_type: Option<&str>, body:
 }
 
 #[test]
-fn arbitrary_upload_bodies_get_2xx_or_4xx_and_the_server_keeps_serving() {
+fn fuzz_upload_bodies_get_2xx_or_4xx_and_the_server_keeps_serving() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
