@@ -5,6 +5,7 @@ Each test gets `upload_mock`, its own session of one shared mock: its own jobs, 
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import onlyfansapi
@@ -46,7 +47,10 @@ def test_an_async_upload_goes_pending_processing_completed(client, upload_mock):
     accepted = upload_async(client)
     assert accepted["status"] == "pending"
     upload_id = accepted["prefixed_id"]
-    assert accepted["polling_url"].endswith(f"/api/{ACCOUNT}/media/uploads/{upload_id}/status")
+    polling_url = urlsplit(accepted["polling_url"])
+    assert polling_url.path == f"/api/{ACCOUNT}/media/uploads/{upload_id}/status"
+    # The URL names this test's session, so it can be followed without the header.
+    assert polling_url.query == f"mock_session={upload_mock.name}"
 
     assert status(client, upload_id)["status"] == "pending"
     upload_mock.advance("1s")
