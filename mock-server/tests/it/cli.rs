@@ -1,37 +1,17 @@
 //! The `mock-server` binary as README runs it: banner, serving, bad fixtures, SIGTERM.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-struct Running {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::{Running, binary, start_binary};
 
 /// Starts the binary on a free port and reads its banner up to the base URL.
 fn start(args: &[&str]) -> (Running, Vec<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mock-server"))
-        .args(["--bind", "127.0.0.1:0"])
+    let mut command = binary();
+    command
         .args(args)
         .env("MOCK_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().unwrap().unwrap();
-    let base = first
-        .strip_prefix("mock-server listening on ")
-        .unwrap()
-        .to_owned();
+        .stderr(Stdio::null());
+    let (running, lines) = start_binary(command);
     // The banner ends with the OnlyFans example; stop there (or at EOF if the banner changes).
     let mut banner = Vec::new();
     for line in lines {
@@ -42,7 +22,7 @@ fn start(args: &[&str]) -> (Running, Vec<String>) {
             break;
         }
     }
-    (Running { child, base }, banner)
+    (running, banner)
 }
 
 #[tokio::test]
@@ -143,8 +123,9 @@ fn a_bad_scenario_file_stops_start_up_naming_the_file_line_and_field() {
 fn json_logs_are_one_object_per_request_with_start_up_and_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let log_path = dir.path().join("stderr.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mock-server"))
-        .args(["--bind", "127.0.0.1:0", "--log-format", "json"])
+    let mut command = binary();
+    command
+        .args(["--log-format", "json"])
         .args([
             "--clock",
             "manual",
@@ -153,16 +134,9 @@ fn json_logs_are_one_object_per_request_with_start_up_and_shutdown() {
             "--processing-time",
             "0s",
         ])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log_path).unwrap())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let first = BufReader::new(stdout).lines().next().unwrap().unwrap();
-    let base = first
-        .strip_prefix("mock-server listening on ")
-        .unwrap()
-        .to_owned();
+        .stderr(std::fs::File::create(&log_path).unwrap());
+    let (running, _) = start_binary(command);
+    let base = running.base.clone();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let http = reqwest::Client::new();
@@ -189,12 +163,13 @@ fn json_logs_are_one_object_per_request_with_start_up_and_shutdown() {
                 .unwrap();
         }
     });
+    let mut running = running;
     let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &running.child.id().to_string()])
         .status()
         .unwrap();
     assert!(killed.success());
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert_eq!(running.child.wait().unwrap().code(), Some(0));
     let text = std::fs::read_to_string(&log_path).unwrap();
     let lines: Vec<serde_json::Value> = text
         .lines()
@@ -235,23 +210,13 @@ async fn a_copied_binary_serves_a_whole_lifecycle_from_any_directory() {
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("mock-server");
     std::fs::copy(env!("CARGO_BIN_EXE_mock-server"), &copy).unwrap();
-    let mut child = Command::new(&copy)
+    let mut command = Command::new(&copy);
+    command
         .args(["--bind", "127.0.0.1:0", "--clock", "manual"])
         .current_dir(dir.path())
         .env("MOCK_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let first = BufReader::new(stdout).lines().next().unwrap().unwrap();
-    let running = Running {
-        child,
-        base: first
-            .strip_prefix("mock-server listening on ")
-            .unwrap()
-            .to_owned(),
-    };
+        .stderr(Stdio::null());
+    let (running, _) = start_binary(command);
     let http = reqwest::Client::new();
     let bytes = crate::support::sample("sample.jpg");
     let form = reqwest::multipart::Form::new().part(

@@ -1,15 +1,14 @@
 //! `--state-dir`: a restarted mock answers every earlier job and serves every earlier link with
 //! the same bytes, and a process killed at any moment loses at most the request in flight.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mock_server::MockServer;
 use reqwest::multipart::Form;
 use serde_json::Value;
 
-use crate::support::{TestServer, file_part, sample, spawn_with};
+use crate::support::{Running, TestServer, binary, file_part, sample, spawn_with, start_binary};
 
 async fn start(dir: &std::path::Path) -> TestServer {
     spawn_with(MockServer::builder().state_dir(dir)).await
@@ -126,36 +125,16 @@ async fn a_restarted_mock_answers_earlier_jobs_and_serves_earlier_links() {
 }
 
 /// The binary on a free port with a state directory, killed (SIGKILL) when dropped.
-struct Running {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn run_binary(dir: &std::path::Path) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mock-server"))
-        .args(["--bind", "127.0.0.1:0", "--clock", "manual"])
+    let mut command = binary();
+    command
+        .args(["--clock", "manual"])
         .args(["--queue-time", "0s", "--processing-time", "0s"])
         .arg("--state-dir")
         .arg(dir)
         .env("MOCK_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let first = BufReader::new(stdout).lines().next().unwrap().unwrap();
-    let base = first
-        .strip_prefix("mock-server listening on ")
-        .unwrap()
-        .to_owned();
-    Running { child, base }
+        .stderr(Stdio::null());
+    start_binary(command).0
 }
 
 /// A small deterministic generator: the kill moments and sizes vary per iteration, and a failure
@@ -489,26 +468,13 @@ async fn media_lost_while_the_mock_was_down_is_reported_and_its_jobs_answer_fail
     std::fs::write(&files[1], grown).unwrap();
 
     let log = dir.path().join("restart.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mock-server"))
-        .args(["--bind", "127.0.0.1:0", "--clock", "manual", "--state-dir"])
+    let mut command = binary();
+    command
+        .args(["--clock", "manual", "--state-dir"])
         .arg(dir.path())
         .env("MOCK_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let first = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .next()
-        .unwrap()
-        .unwrap();
-    let running = Running {
-        child,
-        base: first
-            .strip_prefix("mock-server listening on ")
-            .unwrap()
-            .to_owned(),
-    };
+        .stderr(std::fs::File::create(&log).unwrap());
+    let (running, _) = start_binary(command);
     let warned = std::fs::read_to_string(&log).unwrap();
     assert!(
         warned.contains("missing_files=1") && warned.contains("altered_files=1"),

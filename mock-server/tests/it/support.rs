@@ -320,3 +320,45 @@ fn hide_tokens(segment: &str) -> String {
     }
     out
 }
+
+/// A `mock-server` process a test started; killed and reaped when dropped.
+pub(crate) struct Running {
+    pub(crate) child: std::process::Child,
+    pub(crate) base: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `command` (the binary and its flags; stdout is taken here) and reads the base URL from
+/// the first banner line; the rest of the banner is left in the returned reader.
+pub(crate) fn start_binary(
+    mut command: std::process::Command,
+) -> (
+    Running,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) {
+    use std::io::BufRead as _;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let base = first
+        .strip_prefix("mock-server listening on ")
+        .unwrap()
+        .to_owned();
+    (Running { child, base }, lines)
+}
+
+/// The binary under test, with a free port.
+pub(crate) fn binary() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_mock-server"));
+    command.args(["--bind", "127.0.0.1:0"]);
+    command
+}
