@@ -362,6 +362,10 @@ async fn onlyfans_unknown_upload_wrong_method_and_route() {
     let reply = Reply::checked(response, "GET", Document::OnlyFans).await;
     assert_eq!(reply.status, 405);
     assert_eq!(
+        reply.headers["allow"], "POST",
+        "RFC 9110: a 405 names what is allowed"
+    );
+    assert_eq!(
         reply.body["message"],
         "The GET method is not supported for route api/acct_1/media/upload. Supported methods: POST."
     );

@@ -190,15 +190,22 @@ impl ApiError {
                 method,
                 path,
                 allowed,
-            } => json(
-                StatusCode::METHOD_NOT_ALLOWED,
-                &wire::MessageError {
-                    message: format!(
-                        "The {method} method is not supported for route {}. Supported methods: {allowed}.",
-                        path.trim_start_matches('/')
-                    ),
-                },
-            ),
+            } => {
+                let mut response = json(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    &wire::MessageError {
+                        message: format!(
+                            "The {method} method is not supported for route {}. Supported methods: {allowed}.",
+                            path.trim_start_matches('/')
+                        ),
+                    },
+                );
+                // RFC 9110 §15.5.6: a 405 names the methods the resource has (Laravel sends it).
+                response
+                    .headers_mut()
+                    .insert(http::header::ALLOW, http::HeaderValue::from_static(allowed));
+                response
+            }
             ApiError::RouteNotFound { path } => json(
                 StatusCode::NOT_FOUND,
                 &wire::MessageError {
