@@ -313,18 +313,34 @@ impl Log {
         })
     }
 
-    /// Appends one record in a single write; `durable` also waits for the disk.
-    pub(crate) fn append(&self, record: &Record, durable: bool) {
-        let Ok(mut line) = serde_json::to_vec(record) else {
-            return;
-        };
+    /// A log appending to `file` (a test's `/dev/full`, say).
+    #[cfg(test)]
+    pub(crate) fn on_file(dir: &Path, file: File) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            file: Mutex::new(file),
+        }
+    }
+
+    /// Appends one record in a single write; `durable` also waits for the disk. On failure the log
+    /// is cut back to where it was, so a half-written line can never hide the records after it
+    /// (reading stops at the first torn line), and the error is returned: a job whose record is
+    /// not on disk must not be acknowledged.
+    pub(crate) fn append(&self, record: &Record, durable: bool) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
         line.push(b'\n');
         let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = file.metadata()?.len();
         let written = file
             .write_all(&line)
             .and_then(|()| if durable { file.sync_data() } else { Ok(()) });
         if let Err(err) = written {
             tracing::error!(dir = %self.dir.display(), error = %err, "state log write failed");
+            if let Err(cut) = file.set_len(before) {
+                tracing::error!(dir = %self.dir.display(), error = %cut, "state log could not be cut back");
+            }
+            return Err(err);
         }
+        Ok(())
     }
 }

@@ -452,9 +452,11 @@ impl Store {
 
     /// Appends `record` to the state log, if there is one. Called with the lock held, so the
     /// log's order is the store's.
+    /// Logs a change whose loss costs little (a poll count, a clock move): a failed write is
+    /// logged by the log itself and the change stands in memory.
     fn record(&self, record: impl FnOnce() -> Record, durable: bool) {
         if let Some(log) = &self.log {
-            log.append(&record(), durable);
+            let _ = log.append(&record(), durable);
         }
     }
 
@@ -499,8 +501,17 @@ impl Store {
         job: NewJob,
         now: SystemTime,
         tokens: &[String],
-    ) {
+    ) -> std::io::Result<()> {
         let mut inner = self.lock();
+        // With --state-dir, the job exists only once its record is on disk: an upload whose record
+        // could not be written (a full disk) is refused and leaves nothing behind, its stored file
+        // included (dropped with `job`).
+        if let Some(log) = &self.log {
+            log.append(
+                &Record::Job(Box::new(job_record(seq, &id, &job, now, tokens))),
+                true,
+            )?;
+        }
         if let Some(media) = &job.media {
             for token in tokens {
                 inner
@@ -508,10 +519,6 @@ impl Store {
                     .insert(token.clone(), (Arc::clone(media), Arc::clone(&job.session)));
             }
         }
-        self.record(
-            || Record::Job(Box::new(job_record(seq, &id, &job, now, tokens))),
-            true,
-        );
         let offset = {
             let state = inner.sessions.entry(Arc::clone(&job.session)).or_default();
             state.last_touched = Some(now);
@@ -567,6 +574,7 @@ impl Store {
                 state: StateView::from(&job.timeline.state_at(Duration::ZERO, 0)),
             });
         }
+        Ok(())
     }
 
     /// Keeps a terminal job's rendered answer for later polls from the same origin.
@@ -1683,6 +1691,36 @@ mod tests {
     }
 
     #[test]
+    fn an_upload_whose_record_cannot_reach_the_disk_is_refused_and_leaves_no_job() {
+        // /dev/full fails every write with ENOSPC, as a full disk does.
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new([0; 16]).with_log(crate::persist::Log::on_file(dir.path(), full));
+        let job = NewJob {
+            session: SessionId::from(DEFAULT_SESSION),
+            provider: Provider::Fansly,
+            account: "acct".into(),
+            destination: Destination::Cdn,
+            timeline: Timeline::immediate(crate::job::Outcome::Completed),
+            media: None,
+            credits_used: 0,
+            api_key: "key".into(),
+            scenario: Scenario::happy(),
+            attempt: 1,
+            has_webhook: false,
+        };
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let refused = store.insert(1, "1".into(), job, now, &["token".into()]);
+        assert!(crate::upload::is_disk_full(&refused.unwrap_err()));
+        let inner = store.lock();
+        assert!(inner.by_seq.is_empty(), "no job without its record");
+        assert!(inner.blobs.is_empty(), "no link to its media either");
+    }
+
+    #[test]
     fn only_the_newest_rendered_answers_are_kept() {
         let store = Store::new([0; 16]);
         let session = SessionId::from(DEFAULT_SESSION);
@@ -1702,7 +1740,7 @@ mod tests {
                 attempt: 1,
                 has_webhook: false,
             };
-            store.insert(seq, seq.to_string(), job, now, &[]);
+            store.insert(seq, seq.to_string(), job, now, &[]).unwrap();
             store.keep_rendered(Provider::Fansly, seq, "http://o", bytes::Bytes::from("{}"));
             // Rendering the same job again does not count twice.
             store.keep_rendered(Provider::Fansly, seq, "http://o", bytes::Bytes::from("{}"));

@@ -206,26 +206,29 @@ async fn upload(
         state: None,
         delivery: None,
     };
-    app.store.insert(
-        seq,
-        job_id.clone(),
-        NewJob {
-            provider: Provider::Fansly,
-            account: (*account).to_owned(),
-            destination: Destination::Cdn,
-            timeline,
-            media: Some(Arc::new(StoredMedia::from(file))),
-            credits_used: 0,
-            api_key: String::new(),
-            scenario: Arc::clone(&scenario),
-            session: Arc::clone(session),
-            attempt,
-            has_webhook: false,
-        },
-        now,
-        // No CDN tokens: links find the upload through `seq_of_media_id`.
-        &[],
-    );
+    app.store
+        .insert(
+            seq,
+            job_id.clone(),
+            NewJob {
+                provider: Provider::Fansly,
+                account: (*account).to_owned(),
+                destination: Destination::Cdn,
+                timeline,
+                media: Some(Arc::new(StoredMedia::from(file))),
+                credits_used: 0,
+                api_key: String::new(),
+                scenario: Arc::clone(&scenario),
+                session: Arc::clone(session),
+                attempt,
+                has_webhook: false,
+            },
+            now,
+            // No CDN tokens: links find the upload through `seq_of_media_id`.
+            &[],
+        )
+        // Not on disk (with --state-dir), not acknowledged: a full disk is the provider's 507.
+        .map_err(|err| ApiError::from(crate::upload::UploadError::Storage(err)))?;
     let response = json(
         StatusCode::CREATED,
         &wire::Envelope {

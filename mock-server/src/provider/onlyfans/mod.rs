@@ -282,25 +282,28 @@ async fn upload(
             Timeline::immediate(Outcome::Completed),
         )
     };
-    app.store.insert(
-        seq,
-        job_id.clone(),
-        NewJob {
-            provider: Provider::OnlyFans,
-            account: account.to_owned(),
-            destination,
-            timeline,
-            media: media.clone(),
-            credits_used,
-            api_key: api_key.to_owned(),
-            scenario: Arc::clone(&scenario),
-            session: Arc::clone(session),
-            attempt,
-            has_webhook: is_async && app.webhook.is_some(),
-        },
-        now,
-        &[names.file_token.clone(), names.source_token.clone()],
-    );
+    app.store
+        .insert(
+            seq,
+            job_id.clone(),
+            NewJob {
+                provider: Provider::OnlyFans,
+                account: account.to_owned(),
+                destination,
+                timeline,
+                media: media.clone(),
+                credits_used,
+                api_key: api_key.to_owned(),
+                scenario: Arc::clone(&scenario),
+                session: Arc::clone(session),
+                attempt,
+                has_webhook: is_async && app.webhook.is_some(),
+            },
+            now,
+            &[names.file_token.clone(), names.source_token.clone()],
+        )
+        // Not on disk (with --state-dir), not acknowledged: a full disk is the provider's 507.
+        .map_err(|err| ApiError::from(crate::upload::UploadError::Storage(err)))?;
 
     if is_async {
         let response = json(
