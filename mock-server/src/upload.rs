@@ -11,6 +11,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
@@ -84,6 +85,13 @@ pub(crate) enum UploadError {
     /// The body does not parse as multipart (truncated, bad boundary, bad headers).
     #[error("malformed multipart body: {0}")]
     Malformed(multer::Error),
+    /// More than [`MAX_HEADER_SCAN`] bytes read while looking for one part's headers: a part
+    /// header line of megabytes, which multer would otherwise buffer whole.
+    #[error("a part's headers run past {limit} bytes")]
+    PartHeadersTooLarge {
+        /// The bound.
+        limit: usize,
+    },
     /// The file (or the whole body) is over the limit.
     #[error("upload is over the {limit} byte limit")]
     TooLarge {
@@ -234,9 +242,39 @@ where
             .per_field(limits.max_field_bytes)
             .for_field(file_field, limits.max_file_bytes),
     );
+    // multer buffers a part's headers until their blank line, bounded only by the whole body:
+    // while it looks for them, the body it may pull is capped, so a megabyte header line costs at
+    // most this bound (plus the read in hand), not the upload limit.
+    let scan = Arc::new(HeaderScan::default());
+    let body = {
+        let scan = Arc::clone(&scan);
+        body.map(move |chunk| {
+            let chunk = chunk?;
+            if scan.awaiting.load(Ordering::Relaxed) {
+                let pulled = scan.pulled.fetch_add(chunk.len(), Ordering::Relaxed) + chunk.len();
+                if pulled > MAX_HEADER_SCAN {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        HeadersTooLarge,
+                    ));
+                }
+            }
+            Ok(chunk)
+        })
+    };
     let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
     let mut form = Form::default();
     let too_large = |err: multer::Error| match err {
+        multer::Error::StreamReadFailed(source)
+            if source
+                .downcast_ref::<std::io::Error>()
+                .and_then(|err| err.get_ref())
+                .is_some_and(|inner| inner.is::<HeadersTooLarge>()) =>
+        {
+            UploadError::PartHeadersTooLarge {
+                limit: MAX_HEADER_SCAN,
+            }
+        }
         multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => {
             UploadError::TooLarge {
                 limit: limits.max_file_bytes,
@@ -252,7 +290,14 @@ where
         other => UploadError::Malformed(other),
     };
     let mut n_parts = 0;
-    while let Some(mut field) = multipart.next_field().await.map_err(too_large)? {
+    loop {
+        scan.pulled.store(0, Ordering::Relaxed);
+        scan.awaiting.store(true, Ordering::Relaxed);
+        let next = multipart.next_field().await.map_err(too_large)?;
+        scan.awaiting.store(false, Ordering::Relaxed);
+        let Some(mut field) = next else {
+            break;
+        };
         n_parts += 1;
         if n_parts > limits.max_parts {
             return Err(UploadError::TooManyParts {
@@ -292,6 +337,24 @@ where
     }
     Ok(form)
 }
+
+/// How much of a body may be read while looking for one part's headers. Every field is read to
+/// its end before the next is looked for, so what is read then is the delimiter, the headers and
+/// read-ahead of the part's content: a legitimate part stays far below this even when a read
+/// brings hundreds of KiB of content along.
+pub(crate) const MAX_HEADER_SCAN: usize = 1024 * 1024;
+
+/// Whether multer is looking for a part's headers, and how much of the body it pulled meanwhile.
+#[derive(Debug, Default)]
+struct HeaderScan {
+    awaiting: AtomicBool,
+    pulled: AtomicUsize,
+}
+
+/// The marker error that stops the body stream when [`MAX_HEADER_SCAN`] is passed.
+#[derive(Debug, thiserror::Error)]
+#[error("part headers longer than the scan limit")]
+struct HeadersTooLarge;
 
 /// The `filename` of a part whose name is not valid UTF-8 (multer only reads UTF-8 ones), decoded
 /// lossily: clients send whatever bytes their file system has, and the name is only metadata.

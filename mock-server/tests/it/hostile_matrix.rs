@@ -117,6 +117,40 @@ async fn a_truncated_body_with_a_lying_content_length_is_refused() {
 }
 
 #[tokio::test]
+async fn a_32_mib_header_line_inside_a_part_is_refused_not_buffered() {
+    // multer would buffer a part's headers up to the whole-body limit: this was answered 201.
+    let server = server().await;
+    let mut body = format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.gif\"\r\nX-Big: ").into_bytes();
+    body.extend(std::iter::repeat_n(b'a', 32 * 1024 * 1024));
+    body.extend_from_slice(b"\r\nContent-Type: image/gif\r\n\r\n");
+    body.extend_from_slice(GIF);
+    body.extend_from_slice(b"\r\n");
+    body.extend(end());
+    let raw = upload(&server, &multipart(), &body).await;
+    assert_eq!(
+        (raw.status, message(&raw)),
+        (Some(400), "Malformed multipart/form-data body".to_owned()),
+        "{}",
+        raw.text.get(..300).unwrap_or_default()
+    );
+    // A part with ordinary headers and a file of several MiB is not mistaken for one.
+    let mut body = file_part(
+        "file",
+        b"big.gif",
+        &[GIF, &vec![0u8; 5 * 1024 * 1024]].concat(),
+    );
+    body.extend(end());
+    let raw = upload(&server, &multipart(), &body).await;
+    assert_eq!(
+        raw.status,
+        Some(201),
+        "{}",
+        raw.text.get(..300).unwrap_or_default()
+    );
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
 async fn a_boundary_that_never_closes_is_refused() {
     let server = server().await;
     let body = file_part("file", b"a.gif", GIF);

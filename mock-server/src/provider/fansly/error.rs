@@ -64,7 +64,9 @@ impl From<UploadError> for ApiError {
     fn from(err: UploadError) -> Self {
         match err {
             UploadError::NotMultipart { .. } => ApiError::NotMultipart,
-            UploadError::MissingBoundary | UploadError::Malformed(_) => {
+            UploadError::MissingBoundary
+            | UploadError::Malformed(_)
+            | UploadError::PartHeadersTooLarge { .. } => {
                 tracing::info!(error = %err, "fansly upload refused");
                 ApiError::MalformedMultipart
             }

@@ -82,6 +82,7 @@ impl From<UploadError> for ApiError {
             UploadError::NotMultipart { .. }
             | UploadError::MissingBoundary
             | UploadError::Malformed(_)
+            | UploadError::PartHeadersTooLarge { .. }
             | UploadError::TooManyParts { .. } => {
                 tracing::info!(error = %err, "onlyfans upload refused");
                 ApiError::FileOrUrlRequired
