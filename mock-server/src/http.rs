@@ -361,8 +361,10 @@ pub(crate) async fn serve(
                     service_fn(move |req| answer(Arc::clone(&this), req))
                 };
                 // No hyper timer: `conn::Watch` keeps the header timeout for the connection.
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service);
+                let connection = hyper::server::conn::http1::Builder::new().serve_connection(
+                    TokioIo::new(conn::HeadCapped::new(stream, Arc::clone(&this))),
+                    service,
+                );
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
                     tokio::select! {

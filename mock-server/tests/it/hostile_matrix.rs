@@ -244,6 +244,34 @@ async fn ten_thousand_tiny_parts_are_refused_after_the_part_limit() {
 }
 
 #[tokio::test]
+async fn a_100_kib_header_gets_431_not_200() {
+    // hyper's read buffer (~400 KiB) used to be the only limit: this was answered 200.
+    let server = server().await;
+    for size in [100 * 1024, 64 * 1024 + 1, 390 * 1024] {
+        let mut request = b"GET /__admin/health HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
+        request.extend(std::iter::repeat_n(b'a', size));
+        request.extend_from_slice(b"\r\n\r\n");
+        let raw = send(&server, &request, false).await;
+        assert_eq!(raw.status, Some(431), "{size} bytes of header");
+    }
+    // Under the cap: served, and a keep-alive connection's later heads start from zero.
+    let mut request = Vec::new();
+    for close in [false, false, true] {
+        request.extend_from_slice(b"GET /__admin/health HTTP/1.1\r\nHost: x\r\n");
+        if close {
+            request.extend_from_slice(b"Connection: close\r\n");
+        }
+        request.extend_from_slice(b"X-Big: ");
+        request.extend(std::iter::repeat_n(b'a', 40 * 1024));
+        request.extend_from_slice(b"\r\n\r\n");
+    }
+    let raw = send(&server, &request, false).await;
+    assert_eq!(raw.status, Some(200));
+    assert_eq!(raw.text.matches("HTTP/1.1 200").count(), 3, "three answers");
+    assert_still_serving(&server).await;
+}
+
+#[tokio::test]
 async fn a_one_megabyte_header_gets_431() {
     let server = server().await;
     let mut request = b"GET /__admin/health HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
