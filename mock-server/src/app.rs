@@ -51,6 +51,8 @@ pub(crate) struct App {
     pub(crate) public_url: Option<String>,
     /// The directory `file://` URLs may read from.
     pub(crate) media_root: Option<PathBuf>,
+    /// `host:port` origins `http://` file_url may name; empty is any loopback origin.
+    pub(crate) file_url_hosts: Vec<String>,
     /// Timeouts and the connection cap.
     pub(crate) connection: crate::ConnectionLimits,
     /// The bearer token every admin request needs; without one, only loopback clients may use it.

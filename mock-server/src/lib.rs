@@ -119,6 +119,7 @@ pub struct Builder {
     signing_key: Option<SigningKey>,
     public_url: Option<String>,
     media_root: Option<PathBuf>,
+    file_url_hosts: Vec<String>,
     storage_dir: Option<PathBuf>,
     seed: Option<u64>,
     scenario: Option<Arc<Scenario>>,
@@ -169,6 +170,7 @@ impl Default for Builder {
             signing_key: None,
             public_url: None,
             media_root: None,
+            file_url_hosts: Vec::new(),
             storage_dir: None,
             seed: None,
             scenario: None,
@@ -233,6 +235,15 @@ impl Builder {
     /// The directory `file://` upload URLs may read from; none by default.
     pub fn media_root(mut self, dir: impl Into<PathBuf>) -> Self {
         self.media_root = Some(dir.into());
+        self
+    }
+
+    /// Allows `http://` `file_url` downloads from `host:port` (repeatable). With none, any
+    /// loopback origin but the mock's own listener is fetched; with some, only those: a shared
+    /// mock then cannot be used to probe other local services.
+    pub fn file_url_host(mut self, host_port: impl Into<String>) -> Self {
+        self.file_url_hosts
+            .push(host_port.into().to_ascii_lowercase());
         self
     }
 
@@ -446,6 +457,7 @@ impl Builder {
             api_keys: self.api_keys,
             public_url: self.public_url,
             media_root: self.media_root,
+            file_url_hosts: self.file_url_hosts,
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         if let Some(config) = app.webhook.clone() {

@@ -150,6 +150,15 @@ struct Args {
     #[arg(long, env = "MOCK_MEDIA_ROOT")]
     media_root: Option<PathBuf>,
 
+    /// `host:port` an `http://` file_url may name (repeatable; comma-separated in the env var).
+    /// Default: any loopback origin except this mock's own listener.
+    #[arg(
+        long = "file-url-allow",
+        env = "MOCK_FILE_URL_ALLOW",
+        value_delimiter = ','
+    )]
+    file_url_allow: Vec<String>,
+
     /// Directory to store uploads in (default: a temp directory removed on exit).
     #[arg(long, env = "MOCK_STORAGE_DIR")]
     storage_dir: Option<PathBuf>,
@@ -299,6 +308,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         None => tracing::info!(
             "no --media-root and no ./fixtures/media: file:// upload URLs are refused"
         ),
+    }
+    for host_port in args.file_url_allow.iter().filter(|host| !host.is_empty()) {
+        builder = builder.file_url_host(host_port.clone());
     }
     if let Some(dir) = args.storage_dir {
         builder = builder.storage_dir(dir);

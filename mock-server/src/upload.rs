@@ -500,6 +500,9 @@ pub(crate) enum DownloadError {
     /// read the loopback-only admin API (or the provider API) from outside.
     #[error("{0:?} is this mock's own listener, which file_url may reach only for /cdn/ links")]
     OwnListener(String),
+    /// An origin outside `--file-url-allow`.
+    #[error("{0} is not in --file-url-allow")]
+    NotAllowed(String),
     /// `file://` outside the media root, or no media root configured.
     #[error("path {0:?} is outside the allowed media directory")]
     OutsideMediaRoot(String),
@@ -526,6 +529,7 @@ pub(crate) async fn download(
     dir: &Path,
     media_root: Option<&Path>,
     own: std::net::SocketAddr,
+    allowed_hosts: &[String],
 ) -> Result<Received, DownloadError> {
     let file_name = url
         .rsplit('/')
@@ -571,6 +575,13 @@ pub(crate) async fn download(
             let port = uri.port_u16().unwrap_or(80);
             if port == own.port() && !uri.path().starts_with("/cdn/") {
                 return Err(DownloadError::OwnListener(url.to_owned()));
+            }
+            let host_port = format!("{}:{port}", host.to_ascii_lowercase());
+            if !allowed_hosts.is_empty()
+                && port != own.port()
+                && !allowed_hosts.contains(&host_port)
+            {
+                return Err(DownloadError::NotAllowed(host_port));
             }
             let client =
                 hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())

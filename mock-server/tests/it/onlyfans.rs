@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::multipart::Form;
 use serde_json::Value;
 
-use crate::support::{TestServer, file_part, sample, sha256, spawn_server};
+use crate::support::{TestServer, file_part, sample, sha256, spawn_server, spawn_with};
 
 const ACCOUNT: &str = "acct_XXXXXXXXXXXXXXX";
 
@@ -305,6 +305,40 @@ async fn file_url_never_reads_the_mocks_own_admin_or_provider_api() {
         let (done, _) = poll_to_end(&server, accepted.body["prefixed_id"].as_str().unwrap()).await;
         assert_eq!(done["status"], "failed", "{path}: {done}");
     }
+}
+
+#[tokio::test]
+async fn file_url_allow_limits_http_file_urls_to_the_listed_origins() {
+    // Another local service with known bytes: a second mock's signed link.
+    let origin = spawn_server().await;
+    let bytes = sample("sample.jpg");
+    let form = Form::new().part("file", file_part(bytes.clone(), "photo.jpg", "image/jpeg"));
+    let sync = origin.onlyfans_upload(ACCOUNT, "upload", form).await;
+    let link = sync.body["sourceUrl"].as_str().unwrap().to_owned();
+    let origin_host = origin.url("").trim_start_matches("http://").to_owned();
+
+    let closed = {
+        let server = spawn_server().await;
+        let form = Form::new().text("file_url", "http://127.0.0.1:1/missing.jpg");
+        server.onlyfans_upload(ACCOUNT, "vault", form).await
+    };
+    let guarded = spawn_with(mock_server::MockServer::builder().file_url_host("127.0.0.1:9")).await;
+    let form = Form::new().text("file_url", link.clone());
+    let refused = guarded.onlyfans_upload(ACCOUNT, "vault", form).await;
+    assert_eq!(
+        (refused.status, &refused.body),
+        (closed.status, &closed.body),
+        "an origin outside the list answers as a closed port does"
+    );
+
+    let allowing = spawn_with(mock_server::MockServer::builder().file_url_host(origin_host)).await;
+    let form = Form::new().text("file_url", link);
+    let fetched = allowing.onlyfans_upload(ACCOUNT, "vault", form).await;
+    assert_eq!(fetched.status, 200, "{}", fetched.body);
+    let served = fetched.body["data"]["files"]["full"]["url"]
+        .as_str()
+        .unwrap();
+    assert_serves(&allowing, served, &bytes, "image/jpeg").await;
 }
 
 #[tokio::test]

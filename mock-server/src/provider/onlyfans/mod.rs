@@ -218,6 +218,7 @@ async fn upload(
                 &app.storage_dir,
                 app.media_root.as_deref(),
                 ctx.local(),
+                &app.file_url_hosts,
             )
             .await
             .map_err(|err| tracing::info!(%url, error = %err, "file_url fetch failed"))
