@@ -704,6 +704,7 @@ fn body_stream(
 /// then streams the body through multer with the file going to disk.
 pub(crate) async fn read_form(
     app: &App,
+    provider: crate::Provider,
     req: Request<Incoming>,
     file_field: &'static str,
 ) -> Result<Form, UploadError> {
@@ -721,6 +722,11 @@ pub(crate) async fn read_form(
         .headers()
         .get(header::CONTENT_TYPE)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    // OnlyFansAPI (Laravel) merges a JSON body into its input; Fansly takes multipart only.
+    if provider == crate::Provider::OnlyFans && content_type.as_deref().is_some_and(is_json) {
+        let timeout = app.limits.body_timeout;
+        return json_form(body_stream(req.into_body(), timeout), timeout).await;
+    }
     let boundary = upload::boundary(content_type.as_deref())?;
     upload::read_form(
         body_stream(req.into_body(), app.limits.body_timeout),
@@ -730,6 +736,56 @@ pub(crate) async fn read_form(
         &app.storage_dir,
     )
     .await
+}
+
+/// The largest JSON upload body read: a `file_url` and two flags fit many times over.
+const MAX_JSON_FORM_BYTES: usize = 64 * 1024;
+
+/// Whether a `Content-Type` is JSON (`application/json`, with or without parameters).
+fn is_json(content_type: &str) -> bool {
+    content_type
+        .split(';')
+        .next()
+        .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// An upload sent as a JSON object (OnlyFansAPI's uploading-media guide posts
+/// `{"file_url": "https://..."}` this way): its members become the form's fields, as a framework
+/// that merges JSON input with form input sees them; there is no file part.
+async fn json_form(
+    chunks: impl Stream<Item = Result<Bytes, std::io::Error>>,
+    timeout: Duration,
+) -> Result<Form, UploadError> {
+    let mut chunks = std::pin::pin!(chunks);
+    let mut bytes = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|err| match err.kind() {
+            std::io::ErrorKind::TimedOut => UploadError::Stalled(timeout),
+            _ => UploadError::BadJson("unreadable body"),
+        })?;
+        if bytes.len() + chunk.len() > MAX_JSON_FORM_BYTES {
+            return Err(UploadError::BadJson("over 64 KiB"));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let Ok(serde_json::Value::Object(members)) = serde_json::from_slice(&bytes) else {
+        return Err(UploadError::BadJson("not a JSON object"));
+    };
+    let mut form = Form::default();
+    for (name, value) in members {
+        let text = match value {
+            serde_json::Value::String(text) => text,
+            serde_json::Value::Null => continue,
+            other => other.to_string(),
+        };
+        form.parts.push(journal::PartSummary {
+            name: name.clone(),
+            file_name: None,
+            size: text.len() as u64,
+        });
+        form.fields.push((name, text));
+    }
+    Ok(form)
 }
 
 /// Why an upload was refused before its provider looked at the fields.
@@ -766,7 +822,9 @@ pub(crate) async fn receive_upload(
         )
         .map_err(|err| Refusal::Setup(err.to_string()))?;
     refuse_by_fault(&plan)?;
-    let form = read_form(app, req, "file").await.map_err(Refusal::Form)?;
+    let form = read_form(app, provider, req, "file")
+        .await
+        .map_err(Refusal::Form)?;
     let file_name = form
         .file
         .as_ref()

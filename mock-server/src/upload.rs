@@ -85,6 +85,9 @@ pub(crate) enum UploadError {
     /// The body does not parse as multipart (truncated, bad boundary, bad headers).
     #[error("malformed multipart body: {0}")]
     Malformed(multer::Error),
+    /// A JSON upload body that is not one readable JSON object.
+    #[error("JSON upload body: {0}")]
+    BadJson(&'static str),
     /// More than [`MAX_HEADER_SCAN`] bytes read while looking for one part's headers: a part
     /// header line of megabytes, which multer would otherwise buffer whole.
     #[error("a part's headers run past {limit} bytes")]

@@ -6,7 +6,8 @@ use std::time::Duration;
 use reqwest::multipart::Form;
 use serde_json::Value;
 
-use crate::support::{TestServer, file_part, sample, sha256, spawn_server, spawn_with};
+use crate::support::{Reply, TestServer, file_part, sample, sha256, spawn_server, spawn_with};
+use mock_server::spec::Document;
 
 const ACCOUNT: &str = "acct_XXXXXXXXXXXXXXX";
 
@@ -339,6 +340,50 @@ async fn file_url_allow_limits_http_file_urls_to_the_listed_origins() {
         .as_str()
         .unwrap();
     assert_serves(&allowing, served, &bytes, "image/jpeg").await;
+}
+
+#[tokio::test]
+async fn file_url_can_come_as_a_json_body() {
+    let server = spawn_server().await;
+    let path = mock_server::fixture::repo_media_dir().join("sample.gif");
+    let url = format!("file://{}", path.display());
+    // Synchronous, to the vault: the media at once.
+    let response = server
+        .http
+        .post(server.url(&format!("/api/{ACCOUNT}/media/vault")))
+        .bearer_auth("k")
+        .json(&serde_json::json!({ "file_url": url }))
+        .send()
+        .await
+        .unwrap();
+    let reply = Reply::checked(response, "POST", Document::OnlyFans).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["data"]["type"], "gif");
+    // Asynchronous, with a JSON boolean: queued, then completed like a form upload.
+    let response = server
+        .http
+        .post(server.url(&format!("/api/{ACCOUNT}/media/upload")))
+        .bearer_auth("k")
+        .json(&serde_json::json!({ "file_url": url, "async": true }))
+        .send()
+        .await
+        .unwrap();
+    let accepted = Reply::checked(response, "POST", Document::OnlyFans).await;
+    assert_eq!(accepted.body["status"], "pending", "{}", accepted.body);
+    let (done, _) = poll_to_end(&server, accepted.body["prefixed_id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    // Not an object: Laravel sees no input, and asks for the file.
+    let response = server
+        .http
+        .post(server.url(&format!("/api/{ACCOUNT}/media/upload")))
+        .bearer_auth("k")
+        .header("content-type", "application/json")
+        .body("[1, 2")
+        .send()
+        .await
+        .unwrap();
+    let refused = Reply::checked(response, "POST", Document::OnlyFans).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
 }
 
 #[tokio::test]

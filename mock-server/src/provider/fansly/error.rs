@@ -66,7 +66,8 @@ impl From<UploadError> for ApiError {
             UploadError::NotMultipart { .. } => ApiError::NotMultipart,
             UploadError::MissingBoundary
             | UploadError::Malformed(_)
-            | UploadError::PartHeadersTooLarge { .. } => {
+            | UploadError::PartHeadersTooLarge { .. }
+            | UploadError::BadJson(_) => {
                 tracing::info!(error = %err, "fansly upload refused");
                 ApiError::MalformedMultipart
             }

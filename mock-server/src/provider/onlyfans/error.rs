@@ -83,6 +83,7 @@ impl From<UploadError> for ApiError {
             | UploadError::MissingBoundary
             | UploadError::Malformed(_)
             | UploadError::PartHeadersTooLarge { .. }
+            | UploadError::BadJson(_)
             | UploadError::TooManyParts { .. } => {
                 tracing::info!(error = %err, "onlyfans upload refused");
                 ApiError::FileOrUrlRequired
