@@ -199,7 +199,15 @@ impl TimelineRecord {
 #[derive(Debug)]
 pub(crate) struct Log {
     dir: PathBuf,
-    file: Mutex<File>,
+    file: Mutex<Appending>,
+}
+
+/// The log file and its length: where a failed append cuts it back to, kept here rather than
+/// asked of the file system before every append (one record per poll with `--state-dir`).
+#[derive(Debug)]
+struct Appending {
+    file: File,
+    len: u64,
 }
 
 /// Why a state directory could not be used.
@@ -309,16 +317,20 @@ impl Log {
             .map_err(io(&path))?;
         Ok(Self {
             dir: dir.to_owned(),
-            file: Mutex::new(file),
+            file: Mutex::new(Appending {
+                file,
+                len: text.len() as u64,
+            }),
         })
     }
 
     /// A log appending to `file` (a test's `/dev/full`, say).
     #[cfg(test)]
     pub(crate) fn on_file(dir: &Path, file: File) -> Self {
+        let len = file.metadata().map_or(0, |metadata| metadata.len());
         Self {
             dir: dir.to_owned(),
-            file: Mutex::new(file),
+            file: Mutex::new(Appending { file, len }),
         }
     }
 
@@ -329,18 +341,19 @@ impl Log {
     pub(crate) fn append(&self, record: &Record, durable: bool) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        let mut file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-        let before = file.metadata()?.len();
+        let mut log = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+        let Appending { file, len } = &mut *log;
         let written = file
             .write_all(&line)
             .and_then(|()| if durable { file.sync_data() } else { Ok(()) });
         if let Err(err) = written {
             tracing::error!(dir = %self.dir.display(), error = %err, "state log write failed");
-            if let Err(cut) = file.set_len(before) {
+            if let Err(cut) = file.set_len(*len) {
                 tracing::error!(dir = %self.dir.display(), error = %cut, "state log could not be cut back");
             }
             return Err(err);
         }
+        *len += line.len() as u64;
         Ok(())
     }
 }
