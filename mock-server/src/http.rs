@@ -167,14 +167,9 @@ pub(crate) fn session_of<B>(req: &Request<B>) -> Result<SessionId, String> {
     match req.headers().get(&SESSION_HEADER) {
         None => match from_query() {
             None => Ok(Arc::clone(&DEFAULT_SESSION_ID)),
-            Some(name) => match header::HeaderValue::from_str(&name) {
-                Ok(value) => checked_session(&value),
-                Err(_) => Err(format!(
-                    "{SESSION_PARAM} is not a valid session name: {name:?}"
-                )),
-            },
+            Some(name) => checked_session(name.as_bytes()),
         },
-        Some(value) => checked_session(value),
+        Some(value) => checked_session(value.as_bytes()),
     }
 }
 
@@ -187,18 +182,18 @@ pub(crate) fn session_suffix(session: &str) -> String {
     }
 }
 
-fn checked_session(value: &header::HeaderValue) -> Result<SessionId, String> {
-    let is_valid = !value.is_empty()
-        && value.len() <= 128
-        && value
-            .as_bytes()
+/// A session name from the header or the query parameter, if it is one.
+fn checked_session(name: &[u8]) -> Result<SessionId, String> {
+    let is_valid = !name.is_empty()
+        && name.len() <= 128
+        && name
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(b));
-    match value.to_str() {
+    match std::str::from_utf8(name) {
         Ok(name) if is_valid => Ok(SessionId::from(name)),
         _ => Err(format!(
             "X-Mock-Session must be 1 to 128 characters of A-Z a-z 0-9 . _ : -, not {:?}",
-            String::from_utf8_lossy(value.as_bytes())
+            String::from_utf8_lossy(name)
         )),
     }
 }
