@@ -1690,17 +1690,10 @@ mod tests {
         assert_eq!(window.n_requests, 2);
     }
 
-    #[test]
-    fn an_upload_whose_record_cannot_reach_the_disk_is_refused_and_leaves_no_job() {
-        // /dev/full fails every write with ENOSPC, as a full disk does.
-        let full = std::fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/full")
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::new([0; 16]).with_log(crate::persist::Log::on_file(dir.path(), full));
-        let job = NewJob {
-            session: SessionId::from(DEFAULT_SESSION),
+    /// A Fansly job in `session` that is complete from its first poll.
+    fn completed_job(session: SessionId) -> NewJob {
+        NewJob {
+            session,
             provider: Provider::Fansly,
             account: "acct".into(),
             destination: Destination::Cdn,
@@ -1711,7 +1704,19 @@ mod tests {
             scenario: Scenario::happy(),
             attempt: 1,
             has_webhook: false,
-        };
+        }
+    }
+
+    #[test]
+    fn an_upload_whose_record_cannot_reach_the_disk_is_refused_and_leaves_no_job() {
+        // /dev/full fails every write with ENOSPC, as a full disk does.
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new([0; 16]).with_log(crate::persist::Log::on_file(dir.path(), full));
+        let job = completed_job(SessionId::from(DEFAULT_SESSION));
         let now = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let refused = store.insert(1, "1".into(), job, now, &["token".into()]);
         assert!(crate::upload::is_disk_full(&refused.unwrap_err()));
@@ -1727,19 +1732,7 @@ mod tests {
         let now = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let n_jobs = MAX_RENDERED as u64 + 10;
         for seq in 1..=n_jobs {
-            let job = NewJob {
-                session: Arc::clone(&session),
-                provider: Provider::Fansly,
-                account: "acct".into(),
-                destination: Destination::Cdn,
-                timeline: Timeline::immediate(crate::job::Outcome::Completed),
-                media: None,
-                credits_used: 0,
-                api_key: "key".into(),
-                scenario: Scenario::happy(),
-                attempt: 1,
-                has_webhook: false,
-            };
+            let job = completed_job(Arc::clone(&session));
             store.insert(seq, seq.to_string(), job, now, &[]).unwrap();
             store.keep_rendered(Provider::Fansly, seq, "http://o", bytes::Bytes::from("{}"));
             // Rendering the same job again does not count twice.
