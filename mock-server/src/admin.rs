@@ -375,7 +375,7 @@ struct ScenarioBody {
 }
 
 fn scenarios(app: &App) -> Response<Body> {
-    let default = app.scenarios.default_scenario();
+    let default = app.default_scenario();
     let mut rows: Vec<ScenarioBody> = crate::scenario::BUILT_IN
         .iter()
         .filter_map(|(name, _)| app.scenarios.by_name(name).ok())
@@ -421,7 +421,7 @@ async fn set_scenario(
                 )
             }
             None => {
-                app.scenarios.set_default(scenario);
+                app.store.set_default_scenario(scenario);
                 scenarios(app)
             }
         },
@@ -655,6 +655,7 @@ struct SessionBody {
     n_jobs: usize,
     clock_offset_ms: u128,
     scenario: Option<String>,
+    attempts: std::collections::BTreeMap<String, u32>,
 }
 
 fn sessions(app: &App) -> Response<Body> {
@@ -667,6 +668,7 @@ fn sessions(app: &App) -> Response<Body> {
             n_jobs: session.n_jobs,
             clock_offset_ms: session.offset.as_millis(),
             scenario: session.scenario,
+            attempts: session.attempts,
         })
         .collect();
     json(StatusCode::OK, &serde_json::json!({ "sessions": rows }))

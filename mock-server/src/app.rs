@@ -1,7 +1,7 @@
 //! The handles every request handler needs, built once per server.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::fixture::Fixtures;
@@ -109,6 +109,14 @@ pub(crate) struct UploadPlan {
 }
 
 impl App {
+    /// The scenario uploads follow when they name none and their session has none: the one the
+    /// admin API set (state, kept with `--state-dir`), else the one the server started with.
+    pub(crate) fn default_scenario(&self) -> Arc<Scenario> {
+        self.store
+            .default_scenario()
+            .unwrap_or_else(|| self.scenarios.startup_default())
+    }
+
     /// The time on `session`'s clock: the server's clock plus the session's own advances.
     pub(crate) fn now(&self, session: &SessionId) -> std::time::SystemTime {
         self.store.session_now(session, self.clock.now())
@@ -130,8 +138,8 @@ impl App {
                 Some(scenario) => scenario,
                 None => self
                     .store
-                    .session_scenario(session)
-                    .unwrap_or_else(|| self.scenarios.default_scenario()),
+                    .scenario_for(session)
+                    .unwrap_or_else(|| self.scenarios.startup_default()),
             },
         };
         Ok(self.plan_with(session, provider, account, scenario, by_header.is_some()))
@@ -185,35 +193,29 @@ impl App {
     }
 }
 
-/// The scenarios a request may pick by name, and the default for those that pick none.
+/// The scenarios a request may pick by name, and the default the server started with. Which
+/// default is in force is state (the admin API can change it), so it lives in the store; this is
+/// configuration, fixed for the process.
 #[derive(Debug)]
 pub(crate) struct Scenarios {
-    default: Mutex<Arc<Scenario>>,
+    default: Arc<Scenario>,
 }
 
 impl Scenarios {
     pub(crate) fn new(default: Arc<Scenario>) -> Self {
-        Self {
-            default: Mutex::new(default),
-        }
+        Self { default }
     }
 
-    /// The scenario uploads follow when they name none.
-    pub(crate) fn default_scenario(&self) -> Arc<Scenario> {
-        Arc::clone(&self.default.lock().unwrap_or_else(PoisonError::into_inner))
+    /// The scenario uploads follow when nothing else chose one (`--scenario`, else `happy`).
+    pub(crate) fn startup_default(&self) -> Arc<Scenario> {
+        Arc::clone(&self.default)
     }
 
-    /// Makes `scenario` the default for later uploads.
-    pub(crate) fn set_default(&self, scenario: Arc<Scenario>) {
-        *self.default.lock().unwrap_or_else(PoisonError::into_inner) = scenario;
-    }
-
-    /// A scenario by name: the current default's own name, or a built-in. Never a path: a request
-    /// header must not make the server read files.
+    /// A scenario by name: the startup default's own name (a scenario file's), or a built-in.
+    /// Never a path: a request header must not make the server read files.
     pub(crate) fn by_name(&self, name: &str) -> Result<Arc<Scenario>, ScenarioError> {
-        let default = self.default_scenario();
-        if default.name == name {
-            return Ok(default);
+        if self.default.name == name {
+            return Ok(Arc::clone(&self.default));
         }
         if scenario::BUILT_IN
             .iter()

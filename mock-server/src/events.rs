@@ -2,7 +2,7 @@
 //! the journal and the webhook sender apply, as they apply it, so a dashboard or a test can follow
 //! the mock without polling it.
 //!
-//! Each change is emitted from the one place that applies it (`store.rs`, `journal.rs`,
+//! Each change is emitted from the one place that applies it (`store/` after its one mutator, `journal.rs`,
 //! `webhook.rs`) into a `tokio::sync::broadcast` channel of [`CAPACITY`] events. The bound is
 //! what keeps a stalled subscriber from costing memory: a subscriber that falls more than
 //! [`CAPACITY`] events behind loses the oldest ones and is sent `{"type": "resync", "missed": n}`

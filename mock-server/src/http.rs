@@ -387,6 +387,10 @@ pub(crate) async fn serve(
     {
         tracing::warn!("in-flight requests still running after the grace period; closing them");
     }
+    // Everything answered is on disk before `shutdown` returns (or the process exits).
+    if let Err(err) = app.store.sync().await {
+        tracing::error!(error = %err, "state log could not be synced at shutdown");
+    }
 }
 
 /// An upload larger than this closes its connection once answered (see [`answer_busy`]).

@@ -3,9 +3,10 @@
 //!
 //! Layout of the directory:
 //! - `meta.json`: the seed and signing key the ids and links derive from (written once, atomically).
-//! - `state.log`: one JSON record per line. A new job is appended and `fsync`ed before its id is
-//!   answered; polls, forced outcomes and clock moves are appended without `fsync` (a killed
-//!   process loses nothing the kernel has; a power cut may lose the last polls).
+//! - `state.log`: one JSON record per line, written by one thread in batches ([`Log`]). A new
+//!   job's record is durable: its id is answered only once its batch is `fsync`ed. Polls, forced
+//!   outcomes and clock moves go out with the next batch without waiting for the disk (a killed
+//!   process loses at most the records still queued; a power cut may lose the last batch).
 //! - `media/`: uploaded files, written and `fsync`ed before their job's record.
 //!
 //! On start the log is read up to its first unreadable line (a torn last write from a kill), the
@@ -18,7 +19,6 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -57,14 +57,21 @@ pub(crate) enum Record {
         timeline: TimelineRecord,
         finished_at_ms: Option<u64>,
     },
-    /// A job's webhook was handed to the sender.
-    WebhookSent { provider: String, seq: u64 },
+    /// A job's webhook was handed to the sender; the job ended at `finished_at_ms`.
+    WebhookSent {
+        provider: String,
+        seq: u64,
+        #[serde(default)]
+        finished_at_ms: Option<u64>,
+    },
     /// The manual server clock now reads this.
     Clock { unix_ms: u64 },
     /// A session's clock offset.
     SessionClock { session: String, offset_ms: u64 },
     /// A session's default scenario.
     SessionScenario { session: String, scenario: String },
+    /// The server-wide default scenario the admin API set.
+    DefaultScenario { scenario: String },
     /// The next Fansly-style job number in a session.
     JobNumber {
         session: String,
@@ -77,6 +84,14 @@ pub(crate) enum Record {
     Expired { provider: String, seq: u64 },
     /// A session was forgotten.
     SessionReset { session: String },
+    /// A session without jobs went idle for longer than the expiry and was forgotten.
+    SessionExpired { session: String },
+    /// Uploads counted under a scenario in a session (faults aim at the n-th).
+    Attempts {
+        session: String,
+        scenario: String,
+        count: u32,
+    },
     /// The credits an API key has been charged so far, by the SHA-256 of the key (the key itself
     /// never touches the disk): the last record of a digest is its total.
     Credits { key_sha256: String, total: u64 },
@@ -195,19 +210,61 @@ impl TimelineRecord {
     }
 }
 
-/// The open log.
+/// Records waiting for the writer thread. A record is queued with the store's lock held (so the
+/// log's order is the store's), and the writer drains the queue in batches; 4,096 records (about
+/// 1 MiB of small JSON objects) absorb any burst a disk keeps up with. When the disk falls that far
+/// behind, the change that queues the next record waits for room, as every change did when they
+/// were written in place.
+const QUEUE: usize = 4096;
+
+/// The open log: a writer thread that owns the file, fed through a bounded queue.
+///
+/// Writes and `fsync`s run on that thread, never on an async worker and never under the store's
+/// lock. Whatever is queued while a batch is being written goes out as the next batch, with one
+/// `fsync` for every durable record in it: the group commit of databases, which lets concurrent
+/// uploads share a disk flush instead of queueing for one each.
 #[derive(Debug)]
 pub(crate) struct Log {
-    dir: PathBuf,
-    file: Mutex<Appending>,
+    queue: Option<std::sync::mpsc::SyncSender<Queued>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    /// `fsync`s made so far, for the test that shows concurrent durable records share them.
+    #[cfg(test)]
+    syncs: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
-/// The log file and its length: where a failed append cuts it back to, kept here rather than
-/// asked of the file system before every append (one record per poll with `--state-dir`).
+/// One record on its way to the disk.
+#[derive(Debug)]
+enum Queued {
+    /// A record, and whom to tell once it is on disk, if anyone waits for that.
+    Record(
+        Record,
+        Option<tokio::sync::oneshot::Sender<std::io::Result<()>>>,
+    ),
+    /// Nothing to write: answered once everything queued before it is written and synced.
+    Sync(tokio::sync::oneshot::Sender<std::io::Result<()>>),
+}
+
+/// A durable record's fate: resolves once its batch is on disk, or failed.
+#[derive(Debug)]
+pub(crate) struct Pending(tokio::sync::oneshot::Receiver<std::io::Result<()>>);
+
+impl Pending {
+    /// Waits until the record is on disk; an error means it is not, and never will be.
+    pub(crate) async fn durable(self) -> std::io::Result<()> {
+        self.0
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("the state log writer stopped")))
+    }
+}
+
+/// The log file and its length: where a failed batch cuts it back to.
 #[derive(Debug)]
 struct Appending {
+    dir: PathBuf,
     file: File,
     len: u64,
+    #[cfg(test)]
+    syncs: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Why a state directory could not be used.
@@ -315,45 +372,199 @@ impl Log {
             .append(true)
             .open(&path)
             .map_err(io(&path))?;
-        Ok(Self {
+        Self::start(Appending {
             dir: dir.to_owned(),
-            file: Mutex::new(Appending {
-                file,
-                len: text.len() as u64,
-            }),
+            file,
+            len: text.len() as u64,
+            #[cfg(test)]
+            syncs: std::sync::Arc::default(),
         })
+        .map_err(io(dir))
     }
 
     /// A log appending to `file` (a test's `/dev/full`, say).
     #[cfg(test)]
     pub(crate) fn on_file(dir: &Path, file: File) -> Self {
         let len = file.metadata().map_or(0, |metadata| metadata.len());
-        Self {
+        Self::start(Appending {
             dir: dir.to_owned(),
-            file: Mutex::new(Appending { file, len }),
+            file,
+            len,
+            syncs: std::sync::Arc::default(),
+        })
+        .expect("a thread")
+    }
+
+    fn start(appending: Appending) -> std::io::Result<Self> {
+        let (queue, queued) = std::sync::mpsc::sync_channel(QUEUE);
+        #[cfg(test)]
+        let syncs = std::sync::Arc::clone(&appending.syncs);
+        let writer = std::thread::Builder::new()
+            .name("state-log".into())
+            .spawn(move || write_batches(appending, &queued))?;
+        Ok(Self {
+            queue: Some(queue),
+            writer: Some(writer),
+            #[cfg(test)]
+            syncs,
+        })
+    }
+
+    /// Queues `record` after every record queued before it. A `durable` record returns what
+    /// resolves once it is on disk: a job must not be acknowledged before that, and a failure
+    /// there means the record is not in the log (a failed batch is cut back whole, so a
+    /// half-written line can never hide the records after it: reading stops at the first torn
+    /// line). A record nobody waits for is written with the next batch, and its loss on a failed
+    /// write is logged by the writer.
+    pub(crate) fn append(&self, record: Record, durable: bool) -> Option<Pending> {
+        let (done, pending) = if durable {
+            let (done, pending) = tokio::sync::oneshot::channel();
+            (Some(done), Some(Pending(pending)))
+        } else {
+            (None, None)
+        };
+        if let Some(queue) = &self.queue {
+            // A send fails only once the writer is gone; the dropped sender then fails `pending`.
+            let _ = queue.send(Queued::Record(record, done));
+        }
+        pending
+    }
+
+    /// Resolves once every record queued so far is written and synced: what a clean shutdown
+    /// waits for, so a restart in the same directory reads every change.
+    pub(crate) fn sync(&self) -> Pending {
+        let (done, pending) = tokio::sync::oneshot::channel();
+        if let Some(queue) = &self.queue {
+            let _ = queue.send(Queued::Sync(done));
+        }
+        Pending(pending)
+    }
+}
+
+impl Drop for Log {
+    /// Lets the writer finish what is queued: a store that goes away leaves a complete log.
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// Records written per batch at most: a batch is one `write` (and at most one `fsync`), and
+/// 1,024 small records keep that write within a few hundred KiB.
+const MAX_BATCH: usize = 1024;
+
+/// The writer thread: takes what is queued, writes it in one `write`, syncs once if any record
+/// in it is durable (or a sync was asked for), and answers every waiter of the batch.
+fn write_batches(mut log: Appending, queued: &std::sync::mpsc::Receiver<Queued>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut bytes = Vec::new();
+    while let Ok(first) = queued.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queued.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        bytes.clear();
+        let mut sync = false;
+        for queued in &batch {
+            match queued {
+                Queued::Record(record, done) => {
+                    if let Ok(line) = serde_json::to_vec(record) {
+                        bytes.extend_from_slice(&line);
+                        bytes.push(b'\n');
+                    }
+                    sync |= done.is_some();
+                }
+                Queued::Sync(_) => sync = true,
+            }
+        }
+        let written = log.file.write_all(&bytes).and_then(|()| {
+            if !sync {
+                return Ok(());
+            }
+            #[cfg(test)]
+            log.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            log.file.sync_data()
+        });
+        let failed = match written {
+            Ok(()) => {
+                log.len += bytes.len() as u64;
+                None
+            }
+            Err(err) => {
+                tracing::error!(dir = %log.dir.display(), error = %err, records = batch.len(), "state log write failed; the batch is not in the log");
+                if let Err(cut) = log.file.set_len(log.len) {
+                    tracing::error!(dir = %log.dir.display(), error = %cut, "state log could not be cut back");
+                }
+                Some(err)
+            }
+        };
+        for queued in batch.drain(..) {
+            let done = match queued {
+                Queued::Record(_, done) => done,
+                Queued::Sync(done) => Some(done),
+            };
+            if let Some(done) = done {
+                let _ = done.send(match &failed {
+                    None => Ok(()),
+                    // Each waiter gets its own error of the same kind (a full disk stays one).
+                    Some(err) => Err(std::io::Error::new(err.kind(), err.to_string())),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(seq: u64) -> Record {
+        Record::NextSeq {
+            provider: "fansly".into(),
+            next: seq,
         }
     }
 
-    /// Appends one record in a single write; `durable` also waits for the disk. On failure the log
-    /// is cut back to where it was, so a half-written line can never hide the records after it
-    /// (reading stops at the first torn line), and the error is returned: a job whose record is
-    /// not on disk must not be acknowledged.
-    pub(crate) fn append(&self, record: &Record, durable: bool) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(record).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        let mut log = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-        let Appending { file, len } = &mut *log;
-        let written = file
-            .write_all(&line)
-            .and_then(|()| if durable { file.sync_data() } else { Ok(()) });
-        if let Err(err) = written {
-            tracing::error!(dir = %self.dir.display(), error = %err, "state log write failed");
-            if let Err(cut) = file.set_len(*len) {
-                tracing::error!(dir = %self.dir.display(), error = %cut, "state log could not be cut back");
-            }
-            return Err(err);
+    #[tokio::test]
+    async fn durable_records_queued_together_share_an_fsync_and_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::compact(dir.path(), &[]).unwrap();
+        let n = 200;
+        let pending: Vec<Pending> = (1..=n)
+            .map(|seq| log.append(record(seq), true).unwrap())
+            .collect();
+        for pending in pending {
+            pending.durable().await.unwrap();
         }
-        *len += line.len() as u64;
-        Ok(())
+        let syncs = log.syncs.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            syncs < 100,
+            "{syncs} fsyncs for {n} records: no group commit"
+        );
+        let next: Vec<u64> = read(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|record| match record {
+                Record::NextSeq { next, .. } => next,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(next, (1..=n).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_fails_every_durable_record_in_it_and_leaves_the_log_readable() {
+        // /dev/full fails every write with ENOSPC, as a full disk does.
+        let full = OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::on_file(dir.path(), full);
+        let failed = log.append(record(1), true).unwrap().durable().await;
+        assert!(crate::upload::is_disk_full(&failed.unwrap_err()));
+        assert!(log.sync().durable().await.is_err());
     }
 }

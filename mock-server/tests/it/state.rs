@@ -533,3 +533,188 @@ async fn credit_balances_survive_a_restart_without_the_key_touching_the_disk() {
     let log = std::fs::read_to_string(dir.path().join("state.log")).unwrap();
     assert!(!log.contains("secret-credit-key"), "the key is on disk");
 }
+
+/// Every admin view of the state (jobs, sessions with their clocks, scenarios and upload counts,
+/// the server clock and default scenario) and the credits charged, before and after a restart.
+async fn admin_view(server: &TestServer) -> Value {
+    let get = |path: &'static str, session: Option<&'static str>| {
+        let mut request = server.http.get(server.url(path));
+        if let Some(session) = session {
+            request = request.header("x-mock-session", session);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            response.json::<Value>().await.unwrap()
+        }
+    };
+    let mut jobs = get("/__admin/jobs", None).await;
+    // What the job list reads from the journal (the faults its requests met, the earlier upload
+    // it repeats) goes with the journal: this process's traffic, not state (README, --state-dir).
+    for job in jobs["jobs"].as_array_mut().unwrap() {
+        let job = job.as_object_mut().unwrap();
+        assert!(job.remove("repeat_of").is_some() && job.remove("faults").is_some());
+    }
+    let view = serde_json::json!({
+        "jobs": jobs,
+        "sessions": get("/__admin/sessions", None).await,
+        "clock": get("/__admin/clock", None).await,
+        "qa_clock": get("/__admin/clock", Some("qa")).await,
+        "scenarios": get("/__admin/scenarios", None).await,
+    });
+    serde_json::from_str(&view.to_string().replace(&server.base, "http://MOCK")).unwrap()
+}
+
+/// A vault upload's credit balance, which is what an OnlyFans client sees of its charges.
+async fn vault_balance(server: &TestServer) -> i64 {
+    let form = Form::new().part(
+        "file",
+        file_part(sample("sample.jpg"), "v.jpg", "image/jpeg"),
+    );
+    let reply = server.onlyfans_upload("acct_1", "vault", form).await;
+    reply.body["_meta"]["_credits"]["balance"].as_i64().unwrap()
+}
+
+async fn admin(server: &TestServer, path: &str, session: Option<&str>, body: Value) {
+    let mut request = server.http.post(server.url(path)).json(&body);
+    if path == "/__admin/scenario" {
+        request = server.http.put(server.url(path)).json(&body);
+    }
+    if let Some(session) = session {
+        request = request.header("x-mock-session", session);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "{path}: {}",
+        response.text().await.unwrap()
+    );
+}
+
+#[tokio::test]
+async fn the_whole_admin_view_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let jpeg = sample("sample.jpg");
+    let upload_in = |server: &TestServer, session: &'static str, name: &'static str| {
+        let request = server
+            .http
+            .post(server.url("/api/fansly/acct/media/upload"))
+            .header("x-api-key", "k")
+            .header("x-mock-session", session)
+            .multipart(Form::new().part("file", file_part(jpeg.clone(), name, "image/jpeg")));
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 201);
+            let body: Value = response.json().await.unwrap();
+            body["data"]["jobId"].as_str().unwrap().to_owned()
+        }
+    };
+    let (before, balance_before);
+    {
+        let server = start(dir.path()).await;
+        // Default session: jobs at every stage, one polled past its end, a vault charge.
+        for name in ["a.jpg", "b.jpg", "c.jpg"] {
+            upload_in(&server, "default", name).await;
+        }
+        server.fansly_status("1").await;
+        server.advance(Duration::from_secs(3)).await;
+        server.fansly_status("1").await;
+        server.advance(Duration::from_secs(30)).await;
+        server.fansly_status("1").await;
+        vault_balance(&server).await;
+        // A session of its own: a scenario, its own clock, a forced job and a pinned one.
+        admin(
+            &server,
+            "/__admin/scenario",
+            Some("qa"),
+            serde_json::json!({"name": "slow"}),
+        )
+        .await;
+        let forced = upload_in(&server, "qa", "d.jpg").await;
+        let pinned = upload_in(&server, "qa", "e.jpg").await;
+        upload_in(&server, "qa", "f.jpg").await;
+        admin(
+            &server,
+            "/__admin/clock/advance",
+            Some("qa"),
+            serde_json::json!({"seconds": 7}),
+        )
+        .await;
+        admin(
+            &server,
+            &format!("/__admin/jobs/fansly/{forced}"),
+            Some("qa"),
+            serde_json::json!({"outcome": {"failed": "forced by QA"}}),
+        )
+        .await;
+        admin(
+            &server,
+            &format!("/__admin/jobs/fansly/{pinned}"),
+            Some("qa"),
+            serde_json::json!({"state": "processing", "progress": 42}),
+        )
+        .await;
+        server.fansly_status_in("qa", &pinned).await;
+        // A session that was forgotten stays forgotten.
+        upload_in(&server, "gone", "g.jpg").await;
+        let response = server
+            .http
+            .delete(server.url("/__admin/sessions/gone"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        // The server-wide default scenario, as the admin API sets it.
+        admin(
+            &server,
+            "/__admin/scenario",
+            None,
+            serde_json::json!({"name": "flaky-5xx"}),
+        )
+        .await;
+        balance_before = vault_balance(&server).await;
+        before = admin_view(&server).await;
+        server.server.shutdown().await;
+    }
+    let server = start(dir.path()).await;
+    let after = admin_view(&server).await;
+    assert_eq!(
+        serde_json::to_string_pretty(&after).unwrap(),
+        serde_json::to_string_pretty(&before).unwrap(),
+        "the admin view after the restart differs"
+    );
+    // The view is not empty by accident: it holds what the test did.
+    assert_eq!(
+        before["jobs"]["jobs"].as_array().unwrap().len(),
+        8,
+        "{before:#}"
+    );
+    let sessions = before["sessions"]["sessions"].as_array().unwrap();
+    let qa = sessions.iter().find(|s| s["id"] == "qa").unwrap();
+    assert_eq!(qa["scenario"], "slow");
+    assert_eq!(qa["clock_offset_ms"], 7000);
+    assert_eq!(qa["attempts"]["slow"], 3);
+    assert!(sessions.iter().all(|s| s["id"] != "gone"), "{sessions:?}");
+    let default = before["scenarios"]["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|scenario| scenario["is_default"] == true)
+        .unwrap();
+    assert_eq!(default["name"], "flaky-5xx");
+    // Credits go on from where they were (a lost charge would raise the balance again).
+    let next = vault_balance(&server).await;
+    assert!(next < balance_before, "{next} after {balance_before}");
+    // Counters go on too: the next upload in qa is its fourth under its scenario.
+    upload_in(&server, "qa", "h.jpg").await;
+    let after = admin_view(&server).await;
+    let qa = after["sessions"]["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "qa")
+        .unwrap()
+        .clone();
+    assert_eq!(qa["attempts"]["slow"], 4);
+}

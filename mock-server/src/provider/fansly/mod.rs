@@ -227,6 +227,7 @@ async fn upload(
             // No CDN tokens: links find the upload through `seq_of_media_id`.
             &[],
         )
+        .await
         // Not on disk (with --state-dir), not acknowledged: a full disk is the provider's 507.
         .map_err(|err| ApiError::from(crate::upload::UploadError::Storage(err)))?;
     let response = json(

@@ -303,6 +303,7 @@ async fn upload(
             now,
             &[names.file_token.clone(), names.source_token.clone()],
         )
+        .await
         // Not on disk (with --state-dir), not acknowledged: a full disk is the provider's 507.
         .map_err(|err| ApiError::from(crate::upload::UploadError::Storage(err)))?;
 

@@ -1,11 +1,21 @@
 //! All mutable state: jobs, stored media, rate windows and credits, behind one `std::sync::Mutex`.
 //!
+//! Every method that changes state decides on a [`Change`] with the lock held and commits it:
+//! `change.rs` applies it (the only code that mutates) and hands it to the state log and the
+//! event broadcast; `restore.rs` rebuilds a store by applying the logged changes again.
+//!
 //! The lock is only ever held for map look-ups and counter bumps, never across an `.await` (the
-//! reasoning of mini-redis's `db.rs`): uploads are streamed to disk before a job is inserted, and
-//! responses are rendered from a [`Polled`] snapshot after the lock is released.
+//! reasoning of mini-redis's `db.rs`) nor a disk write: uploads are streamed to disk before a
+//! job is inserted, the log is written by its own thread, and responses are rendered from a
+//! [`Polled`] snapshot after the lock is released.
 //!
 //! Ids are derived from a per-provider sequence number and a per-server nonce, so a run with a
 //! fixed nonce hands out the same ids every time.
+
+mod change;
+mod restore;
+
+pub(crate) use restore::Restore;
 
 use std::collections::BTreeMap;
 
@@ -19,13 +29,12 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest as _, Sha256};
 
 use crate::clock::saturating_add;
-use crate::events::{Event, StateView};
 use crate::job::{JobState, Timeline};
 use crate::media::MediaInfo;
-use crate::persist::{JobRecord, MediaRecord, Record, TimelineRecord};
 use crate::provider::Provider;
 use crate::scenario::Scenario;
 use crate::upload::Received;
+use change::{Change, Gone, JobKey};
 
 impl From<Received> for StoredMedia {
     /// Keeps a received file for the CDN; a nameless upload is named after its sniffed type.
@@ -77,6 +86,9 @@ pub(crate) struct SessionSummary {
     pub(crate) offset: Duration,
     /// Its own default scenario, if set.
     pub(crate) scenario: Option<String>,
+    /// Uploads counted per scenario: the next upload under one is attempt count + 1, which is
+    /// what upload faults aim at.
+    pub(crate) attempts: BTreeMap<String, u32>,
 }
 
 /// An uploaded file kept for the CDN.
@@ -155,20 +167,19 @@ pub(crate) struct Rendered {
 }
 
 impl Job {
-    /// The state at `now` (on the job's session clock); the first time it is terminal, records
-    /// when it became so, which is what link expiry counts from.
-    fn observe(&mut self, now: SystemTime) -> JobState {
+    /// The state at `now` (on the job's session clock), and when the job ended if it has: the
+    /// first time it is seen terminal fixes that moment, which is what link expiry counts from.
+    fn seen_at(&self, now: SystemTime) -> (JobState, Option<SystemTime>) {
         let elapsed = now
             .duration_since(self.created_at)
             .unwrap_or(Duration::ZERO);
         let state = self.timeline.state_at(elapsed, self.n_polls);
-        if state.is_terminal() && self.finished_at.is_none() {
-            self.finished_at = Some(saturating_add(
-                self.created_at,
-                self.timeline.finished_after(elapsed),
-            ));
-        }
-        state
+        let finished_at = self.finished_at.or_else(|| {
+            state
+                .is_terminal()
+                .then(|| saturating_add(self.created_at, self.timeline.finished_after(elapsed)))
+        });
+        (state, finished_at)
     }
 
     /// What a reader outside the lock needs, with `state` as observed.
@@ -302,11 +313,13 @@ struct Inner {
     sessions: HashMap<SessionId, SessionState>,
     /// Per provider (Fansly, OnlyFans): API key → requests in the last minute, per second.
     windows: [HashMap<String, RateWindow>; 2],
-    /// API key → credits charged.
+    /// SHA-256 of an API key (hex) → credits charged: the key itself is never kept, in memory
+    /// or on disk.
     credits: HashMap<String, u64>,
-    /// SHA-256 of an API key (hex) → credits charged before the last restart: the log keeps
-    /// digests, not keys, so a key's balance is `credits[key] + restored_credits[digest]`.
-    restored_credits: HashMap<String, u64>,
+    /// The manual server clock's reading as last recorded (restored with the state).
+    clock: Option<SystemTime>,
+    /// The server-wide default scenario the admin API set, over the startup one.
+    default_scenario: Option<Arc<Scenario>>,
     /// When idle jobs were last looked for (server clock).
     last_sweep: Option<SystemTime>,
     /// Jobs holding a rendered answer, oldest first (entries of forgotten jobs linger until
@@ -379,8 +392,42 @@ impl Store {
         self
     }
 
-    /// Drops jobs idle for longer than the expiry, judged on each job's session clock, at most
-    /// every sixteenth of the expiry. Called with the lock held by the paths that add work.
+    /// Starts appending every later change to `log`.
+    pub(crate) fn with_log(mut self, log: crate::persist::Log) -> Self {
+        self.log = Some(log);
+        self
+    }
+
+    /// Applies `change` and hands it to the subscribers: the state log (queued in the lock's
+    /// order, written off the async workers) and the `/__admin/events` broadcast. For a durable
+    /// change with a log, returns what resolves once it is on disk.
+    fn commit(&self, inner: &mut Inner, change: Change) -> Option<crate::persist::Pending> {
+        let mut pending = None;
+        if let Some(log) = &self.log {
+            let durable = change.is_durable();
+            for record in change::records(&change, inner) {
+                pending = log.append(record, durable).or(pending);
+            }
+        }
+        inner.apply(&change);
+        if self.events.is_watched() {
+            change::announce(inner, &change, &mut |event| self.events.emit(|| event));
+        }
+        pending
+    }
+
+    /// Waits until every change so far is on disk (with `--state-dir`): a clean shutdown does, so
+    /// a restart in the same directory reads everything this process answered.
+    pub(crate) async fn sync(&self) -> std::io::Result<()> {
+        match &self.log {
+            Some(log) => log.sync().durable().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets jobs idle for longer than the expiry, judged on each job's session clock, and idle
+    /// sessions without jobs, at most every sixteenth of the expiry. Called with the lock held by
+    /// the paths that add work.
     fn sweep(&self, inner: &mut Inner, server_now: SystemTime) {
         let every = (self.idle / 16).max(Duration::from_secs(1));
         if inner
@@ -390,73 +437,40 @@ impl Store {
             return;
         }
         inner.last_sweep = Some(server_now);
-        let offsets: HashMap<SessionId, Duration> = inner
-            .sessions
-            .iter()
-            .map(|(id, state)| (Arc::clone(id), state.offset))
-            .collect();
-        let expired: Vec<(Provider, u64)> = inner
+        let jobs: Vec<Gone> = inner
             .by_seq
             .values()
             .filter(|job| {
-                let now = saturating_add(
-                    server_now,
-                    offsets.get(&job.session).copied().unwrap_or_default(),
-                );
+                let now = saturating_add(server_now, inner.offset(&job.session));
                 now.duration_since(job.last_touched).unwrap_or_default() >= self.idle
             })
-            .map(|job| (job.provider, job.seq))
+            .map(|job| Gone {
+                key: (job.provider, job.seq),
+                session: Arc::clone(&job.session),
+                id: Arc::clone(&job.id),
+            })
             .collect();
-        // One pass over the CDN tokens for all expired media, not one per job.
-        let mut gone_media = std::collections::HashSet::new();
-        for key in expired {
-            let Some(job) = inner.by_seq.remove(&key) else {
-                continue;
-            };
-            inner.unindex(&job);
-            if let Some(media) = &job.media {
-                gone_media.insert(Arc::as_ptr(media));
-            }
-            self.record(
-                || Record::Expired {
-                    provider: job.provider.slug().to_owned(),
-                    seq: job.seq,
-                },
-                false,
-            );
-            self.events.emit(|| Event::JobForgotten {
-                session: job.session.to_string(),
-                provider: job.provider.slug(),
-                id: job.id.to_string(),
-            });
-        }
-        if !gone_media.is_empty() {
-            inner
-                .blobs
-                .retain(|_, (kept, _)| !gone_media.contains(&Arc::as_ptr(kept)));
-        }
-        let busy: std::collections::HashSet<SessionId> = inner
+        let gone: std::collections::HashSet<JobKey> = jobs.iter().map(|gone| gone.key).collect();
+        let busy: std::collections::HashSet<&SessionId> = inner
             .by_seq
             .values()
-            .map(|job| Arc::clone(&job.session))
+            .filter(|job| !gone.contains(&(job.provider, job.seq)))
+            .map(|job| &job.session)
             .collect();
-        let idle = self.idle;
-        inner.sessions.retain(|id, state| {
-            busy.contains(id)
-                || saturating_add(server_now, state.offset)
-                    .duration_since(state.last_touched.unwrap_or(server_now))
-                    .unwrap_or_default()
-                    < idle
-        });
-    }
-
-    /// Appends `record` to the state log, if there is one. Called with the lock held, so the
-    /// log's order is the store's.
-    /// Logs a change whose loss costs little (a poll count, a clock move): a failed write is
-    /// logged by the log itself and the change stands in memory.
-    fn record(&self, record: impl FnOnce() -> Record, durable: bool) {
-        if let Some(log) = &self.log {
-            let _ = log.append(&record(), durable);
+        let sessions: Vec<SessionId> = inner
+            .sessions
+            .iter()
+            .filter(|(id, state)| {
+                !busy.contains(id)
+                    && saturating_add(server_now, state.offset)
+                        .duration_since(state.last_touched.unwrap_or(server_now))
+                        .unwrap_or_default()
+                        >= self.idle
+            })
+            .map(|(id, _)| Arc::clone(id))
+            .collect();
+        if !jobs.is_empty() || !sessions.is_empty() {
+            self.commit(inner, Change::Forgotten { jobs, sessions });
         }
     }
 
@@ -487,14 +501,22 @@ impl Store {
     /// Reserves the next sequence number for `provider`.
     pub(crate) fn next_seq(&self, provider: Provider) -> u64 {
         let mut inner = self.lock();
-        let next = inner.next_seq.entry(provider).or_insert(1);
-        let seq = *next;
-        *next += 1;
+        let seq = inner.next_seq.get(&provider).copied().unwrap_or(1);
+        self.commit(
+            &mut inner,
+            Change::NextSeq {
+                provider,
+                next: seq + 1,
+            },
+        );
         seq
     }
 
-    /// Inserts a job under `id`, with its media reachable from the CDN under every token in `tokens`.
-    pub(crate) fn insert(
+    /// Inserts a job under `id`, with its media reachable from the CDN under every token in
+    /// `tokens`. With `--state-dir`, returns once the job's record is on disk: a job whose record
+    /// could not be written (a full disk) is refused and forgotten, its credits given back and
+    /// its stored file deleted, so nothing unacknowledged stays behind.
+    pub(crate) async fn insert(
         &self,
         seq: u64,
         id: String,
@@ -502,79 +524,81 @@ impl Store {
         now: SystemTime,
         tokens: &[String],
     ) -> std::io::Result<()> {
-        let mut inner = self.lock();
-        // With --state-dir, the job exists only once its record is on disk: an upload whose record
-        // could not be written (a full disk) is refused and leaves nothing behind, its stored file
-        // included (dropped with `job`).
-        if let Some(log) = &self.log {
-            log.append(
-                &Record::Job(Box::new(job_record(seq, &id, &job, now, tokens))),
-                true,
-            )?;
-        }
-        if let Some(media) = &job.media {
-            for token in tokens {
-                inner
-                    .blobs
-                    .insert(token.clone(), (Arc::clone(media), Arc::clone(&job.session)));
+        let key = (job.provider, seq);
+        let key_sha256 = (job.credits_used > 0).then(|| key_digest(&job.api_key));
+        let charged = job.credits_used;
+        let id: Arc<str> = id.into();
+        let session = Arc::clone(&job.session);
+        let pending = {
+            let mut inner = self.lock();
+            // Charged first: the job's durable record then carries the charge to disk with it.
+            if let Some(key_sha256) = &key_sha256 {
+                let total = inner.credits.get(key_sha256).copied().unwrap_or(0) + charged;
+                self.commit(
+                    &mut inner,
+                    Change::Credits {
+                        key_sha256: key_sha256.clone(),
+                        total,
+                    },
+                );
             }
-        }
-        let offset = {
-            let state = inner.sessions.entry(Arc::clone(&job.session)).or_default();
-            state.last_touched = Some(now);
-            state.offset
+            let pending = self.commit(
+                &mut inner,
+                Change::Created {
+                    job: Box::new(Job {
+                        seq,
+                        session: job.session,
+                        provider: job.provider,
+                        id: Arc::clone(&id),
+                        account: job.account.into(),
+                        destination: job.destination,
+                        created_at: now,
+                        timeline: job.timeline,
+                        n_polls: 0,
+                        finished_at: None,
+                        media: job.media,
+                        credits_used: job.credits_used,
+                        scenario: job.scenario,
+                        attempt: job.attempt,
+                        webhook: if job.has_webhook {
+                            Webhook::Pending
+                        } else {
+                            Webhook::None
+                        },
+                        last_touched: now,
+                        rendered: None,
+                    }),
+                    tokens: tokens.to_vec(),
+                },
+            );
+            let offset = inner.offset(&session);
+            self.sweep(&mut inner, now.checked_sub(offset).unwrap_or(now));
+            pending
         };
-        self.sweep(&mut inner, now.checked_sub(offset).unwrap_or(now));
-        if job.credits_used > 0 {
-            let key_sha256 = key_digest(&job.api_key);
-            let earlier = inner
-                .restored_credits
+        let Some(pending) = pending else {
+            return Ok(());
+        };
+        let Err(err) = pending.durable().await else {
+            return Ok(());
+        };
+        let mut inner = self.lock();
+        if let Some(key_sha256) = key_sha256 {
+            let total = inner
+                .credits
                 .get(&key_sha256)
                 .copied()
-                .unwrap_or(0);
-            let live = inner.credits.entry(job.api_key).or_default();
-            *live += job.credits_used;
-            let total = *live + earlier;
-            self.record(|| Record::Credits { key_sha256, total }, false);
+                .unwrap_or(0)
+                .saturating_sub(charged);
+            self.commit(&mut inner, Change::Credits { key_sha256, total });
         }
-        let id: Arc<str> = id.into();
-        let provider = job.provider;
-        inner.index(&job.session, job.provider, Arc::clone(&id), seq);
-        inner.by_seq.insert(
-            (job.provider, seq),
-            Box::new(Job {
-                seq,
-                session: job.session,
-                provider: job.provider,
-                id,
-                account: job.account.into(),
-                destination: job.destination,
-                created_at: now,
-                timeline: job.timeline,
-                n_polls: 0,
-                finished_at: None,
-                media: job.media,
-                credits_used: job.credits_used,
-                scenario: job.scenario,
-                attempt: job.attempt,
-                webhook: if job.has_webhook {
-                    Webhook::Pending
-                } else {
-                    Webhook::None
-                },
-                last_touched: now,
-                rendered: None,
-            }),
+        self.commit(
+            &mut inner,
+            Change::Forgotten {
+                jobs: vec![Gone { key, session, id }],
+                sessions: Vec::new(),
+            },
         );
-        if let Some(job) = inner.by_seq.get(&(provider, seq)) {
-            self.events.emit(|| Event::JobCreated {
-                session: job.session.to_string(),
-                provider: job.provider.slug(),
-                id: job.id.to_string(),
-                state: StateView::from(&job.timeline.state_at(Duration::ZERO, 0)),
-            });
-        }
-        Ok(())
+        Err(err)
     }
 
     /// Keeps a terminal job's rendered answer for later polls from the same origin.
@@ -622,22 +646,22 @@ impl Store {
     ) -> Option<Polled> {
         let mut inner = self.lock();
         let seq = inner.seq_of(session, provider, id)?;
-        let job = inner.by_seq.get_mut(&(provider, seq))?;
+        let job = inner.by_seq.get(&(provider, seq))?;
         if account.is_some_and(|account| account != &*job.account) {
             return None;
         }
-        let state = job.observe(now);
-        job.n_polls = job.n_polls.saturating_add(1);
-        job.last_touched = now;
-        let polled = job.snapshot(state);
-        self.record(|| polled_record(job), false);
-        self.events.emit(|| Event::JobPolled {
-            session: polled.session.to_string(),
-            provider: provider.slug(),
-            id: polled.id.to_string(),
-            n_polls: polled.poll_number,
-            state: StateView::from(&polled.state),
-        });
+        let (state, finished_at) = job.seen_at(now);
+        let n_polls = job.n_polls.saturating_add(1);
+        self.commit(
+            &mut inner,
+            Change::Polled {
+                job: (provider, seq),
+                n_polls,
+                finished_at,
+                at: now,
+            },
+        );
+        let polled = inner.by_seq.get(&(provider, seq))?.snapshot(state);
         let offset = inner.offset(session);
         self.sweep(&mut inner, now.checked_sub(offset).unwrap_or(now));
         Some(polled)
@@ -647,32 +671,32 @@ impl Store {
     /// with what a poll would see (no poll is counted).
     pub(crate) fn due_webhooks(&self, server_now: SystemTime) -> Vec<Polled> {
         let mut inner = self.lock();
-        let offsets: HashMap<SessionId, Duration> = inner
-            .sessions
-            .iter()
-            .map(|(id, state)| (Arc::clone(id), state.offset))
-            .collect();
         let mut due = Vec::new();
-        for job in inner.by_seq.values_mut() {
-            if job.webhook != Webhook::Pending {
+        let pending: Vec<JobKey> = inner
+            .by_seq
+            .values()
+            .filter(|job| job.webhook == Webhook::Pending)
+            .map(|job| (job.provider, job.seq))
+            .collect();
+        for key in pending {
+            let Some(job) = inner.by_seq.get(&key) else {
                 continue;
-            }
-            let offset = offsets.get(&job.session).copied().unwrap_or_default();
-            let now = saturating_add(server_now, offset);
-            let state = job.observe(now);
+            };
+            let now = saturating_add(server_now, inner.offset(&job.session));
+            let (state, finished_at) = job.seen_at(now);
             if !state.is_terminal() {
                 continue;
             }
-            job.webhook = Webhook::Sent;
-            self.record(|| polled_record(job), false);
-            self.record(
-                || Record::WebhookSent {
-                    provider: job.provider.slug().to_owned(),
-                    seq: job.seq,
+            self.commit(
+                &mut inner,
+                Change::WebhookSent {
+                    job: key,
+                    finished_at,
                 },
-                false,
             );
-            due.push(job.snapshot(state));
+            if let Some(job) = inner.by_seq.get(&key) {
+                due.push(job.snapshot(state));
+            }
         }
         due
     }
@@ -693,48 +717,26 @@ impl Store {
             .ok_or(ForceError::NotFound)?;
         let job = inner
             .by_seq
-            .get_mut(&(provider, seq))
+            .get(&(provider, seq))
             .ok_or(ForceError::NotFound)?;
         let elapsed = now.duration_since(job.created_at).unwrap_or(Duration::ZERO);
         if job.finished_at.is_some() || job.timeline.state_at(elapsed, job.n_polls).is_terminal() {
             return Err(ForceError::AlreadyTerminal);
         }
-        if forced.steps().is_empty() {
-            job.finished_at = Some(now);
-        }
-        job.timeline = forced;
-        self.record(
-            || Record::Forced {
-                provider: job.provider.slug().to_owned(),
-                seq: job.seq,
-                timeline: (&job.timeline).into(),
-                finished_at_ms: job.finished_at.map(unix_ms),
+        let finished_at = if forced.steps().is_empty() {
+            Some(now)
+        } else {
+            job.finished_at
+        };
+        self.commit(
+            &mut inner,
+            Change::Forced {
+                job: (provider, seq),
+                timeline: forced,
+                finished_at,
+                at: now,
             },
-            false,
         );
-        self.events.emit(|| {
-            let (session, provider, id) = (
-                job.session.to_string(),
-                job.provider.slug(),
-                job.id.to_string(),
-            );
-            let state = StateView::from(&job.timeline.state_at(elapsed, job.n_polls));
-            if job.timeline.steps().is_empty() {
-                Event::JobForced {
-                    session,
-                    provider,
-                    id,
-                    state,
-                }
-            } else {
-                Event::JobPinned {
-                    session,
-                    provider,
-                    id,
-                    state,
-                }
-            }
-        });
         Ok(())
     }
 
@@ -758,18 +760,18 @@ impl Store {
     /// The next Fansly-style job number (1, 2, ...) in `session`.
     pub(crate) fn next_job_number(&self, session: &SessionId, provider: Provider) -> u64 {
         let mut inner = self.lock();
-        let state = inner.sessions.entry(Arc::clone(session)).or_default();
-        let next = state.next_job.entry(provider).or_insert(1);
-        let number = *next;
-        *next += 1;
-        let next = *next;
-        self.record(
-            || Record::JobNumber {
-                session: session.to_string(),
-                provider: provider.slug().to_owned(),
-                next,
+        let number = inner
+            .sessions
+            .get(session)
+            .and_then(|state| state.next_job.get(&provider).copied())
+            .unwrap_or(1);
+        self.commit(
+            &mut inner,
+            Change::JobNumber {
+                session: Arc::clone(session),
+                provider,
+                next: number + 1,
             },
-            false,
         );
         number
     }
@@ -787,89 +789,51 @@ impl Store {
         server_now: SystemTime,
     ) -> Duration {
         let mut inner = self.lock();
-        let state = inner.sessions.entry(Arc::clone(session)).or_default();
-        let before = state.offset;
-        state.offset = state.offset.saturating_add(by);
-        let offset = state.offset;
-        self.record(|| session_clock_record(session, offset), false);
-        self.announce_clock(
-            &inner,
-            Some(session),
-            saturating_add(server_now, before),
-            saturating_add(server_now, offset),
+        let from = inner.offset(session);
+        let to = from.saturating_add(by);
+        self.commit(
+            &mut inner,
+            Change::SessionClock {
+                session: Arc::clone(session),
+                from,
+                to,
+                server_now,
+            },
         );
-        offset
+        to
     }
 
-    /// Announces a clock move, then every job (of `session`, or all) whose state the move
-    /// changed: jobs change by the clock, so this is where their changes happen. `before` and
-    /// `after` are readings of the moved clock (the session's, or the server's).
-    fn announce_clock(
-        &self,
-        inner: &Inner,
-        session: Option<&SessionId>,
-        before: SystemTime,
-        after: SystemTime,
-    ) {
-        if !self.events.is_watched() {
-            return;
-        }
-        let (now, unix_ms) = crate::events::time(after);
-        self.events.emit(|| Event::ClockMoved {
-            session: session.map(ToString::to_string),
-            now,
-            unix_ms,
-        });
-        for job in inner.by_seq.values() {
-            if session.is_some_and(|session| *session != job.session) {
-                continue;
-            }
-            // A session's clock is the server's plus its offset: only a server move needs it.
-            let offset = match session {
-                Some(_) => Duration::ZERO,
-                None => inner.offset(&job.session),
-            };
-            let state_at = |at: SystemTime| {
-                let elapsed = saturating_add(at, offset)
-                    .duration_since(job.created_at)
-                    .unwrap_or(Duration::ZERO);
-                job.timeline.state_at(elapsed, job.n_polls)
-            };
-            let (was, is) = (state_at(before), state_at(after));
-            if was != is {
-                self.events.emit(|| Event::JobChanged {
-                    session: job.session.to_string(),
-                    provider: job.provider.slug(),
-                    id: job.id.to_string(),
-                    from: crate::events::state_parts(&was).0,
-                    state: StateView::from(&is),
-                });
-            }
-        }
-    }
-
-    /// `session`'s own default scenario, if one was set.
-    pub(crate) fn session_scenario(&self, session: &SessionId) -> Option<Arc<Scenario>> {
-        self.lock()
+    /// The scenario an upload in `session` follows when it names none: the session's own, else
+    /// the server-wide one the admin API set, if either was (one lock for both: every upload asks).
+    pub(crate) fn scenario_for(&self, session: &SessionId) -> Option<Arc<Scenario>> {
+        let inner = self.lock();
+        inner
             .sessions
             .get(session)
             .and_then(|state| state.scenario.clone())
+            .or_else(|| inner.default_scenario.clone())
+    }
+
+    /// The server-wide default scenario the admin API set, if it did.
+    pub(crate) fn default_scenario(&self) -> Option<Arc<Scenario>> {
+        self.lock().default_scenario.clone()
+    }
+
+    /// Sets the server-wide default scenario (sessions with their own keep theirs).
+    pub(crate) fn set_default_scenario(&self, scenario: Arc<Scenario>) {
+        let mut inner = self.lock();
+        self.commit(&mut inner, Change::DefaultScenario { scenario });
     }
 
     /// Sets `session`'s own default scenario.
     pub(crate) fn set_session_scenario(&self, session: &SessionId, scenario: Arc<Scenario>) {
         let mut inner = self.lock();
-        inner
-            .sessions
-            .entry(Arc::clone(session))
-            .or_default()
-            .scenario = Some(Arc::clone(&scenario));
-        self.record(
-            || Record::SessionScenario {
-                session: session.to_string(),
-                scenario: scenario.name.clone(),
+        self.commit(
+            &mut inner,
+            Change::SessionScenario {
+                session: Arc::clone(session),
+                scenario,
             },
-            false,
         );
     }
 
@@ -895,6 +859,13 @@ impl Store {
                     offset: state.map_or(Duration::ZERO, |state| state.offset),
                     scenario: state
                         .and_then(|state| state.scenario.as_ref().map(|s| s.name.clone())),
+                    attempts: state.map_or_else(BTreeMap::new, |state| {
+                        state
+                            .attempts
+                            .iter()
+                            .map(|(name, count)| (name.clone(), *count))
+                            .collect()
+                    }),
                     id,
                 }
             })
@@ -906,13 +877,7 @@ impl Store {
     pub(crate) fn reset(&self) -> usize {
         let mut inner = self.lock();
         let n_jobs = inner.by_seq.len();
-        *inner = Inner {
-            // Sequence numbers keep counting, so a link from before a reset can never name a new upload.
-            next_seq: std::mem::take(&mut inner.next_seq),
-            ..Inner::default()
-        };
-        self.record(|| Record::Reset, false);
-        self.events.emit(|| Event::SessionReset { session: None });
+        self.commit(&mut inner, Change::Reset);
         n_jobs
     }
 
@@ -924,42 +889,56 @@ impl Store {
         to: SystemTime,
     ) -> Result<(), SystemTime> {
         let mut inner = self.lock();
-        let state = inner.sessions.entry(Arc::clone(session)).or_default();
-        let now = saturating_add(server_now, state.offset);
+        let from = inner.offset(session);
+        let now = saturating_add(server_now, from);
         if to < now {
             return Err(now);
         }
-        state.offset += to.duration_since(now).unwrap_or_default();
-        let offset = state.offset;
-        self.record(|| session_clock_record(session, offset), false);
-        self.announce_clock(&inner, Some(session), now, to);
+        self.commit(
+            &mut inner,
+            Change::SessionClock {
+                session: Arc::clone(session),
+                from,
+                to: from + to.duration_since(now).unwrap_or_default(),
+                server_now,
+            },
+        );
         Ok(())
+    }
+
+    /// Records that the manual server clock moved from `before` to `at`, and announces it.
+    pub(crate) fn record_clock(&self, before: SystemTime, at: SystemTime) {
+        let mut inner = self.lock();
+        self.commit(
+            &mut inner,
+            Change::Clock {
+                from: Some(before),
+                to: at,
+            },
+        );
     }
 
     /// Forgets a session: its jobs, their stored media, its clock offset and its scenario.
     /// Returns how many jobs went.
     pub(crate) fn reset_session(&self, session: &SessionId) -> usize {
         let mut inner = self.lock();
-        inner.sessions.remove(session);
-        inner.jobs.remove(session);
-        inner.blobs.retain(|_, (_, owner)| owner != session);
-        let before = inner.by_seq.len();
-        inner.by_seq.retain(|_, job| job.session != *session);
-        self.record(
-            || Record::SessionReset {
-                session: session.to_string(),
+        let n_jobs = inner
+            .by_seq
+            .values()
+            .filter(|job| job.session == *session)
+            .count();
+        self.commit(
+            &mut inner,
+            Change::SessionReset {
+                session: Arc::clone(session),
             },
-            false,
         );
-        self.events.emit(|| Event::SessionReset {
-            session: Some(session.to_string()),
-        });
-        before - inner.by_seq.len()
+        n_jobs
     }
 
     /// A provider request arriving: the time on its session's clock, and `key`'s one-minute
     /// sliding window with this request counted. One lock for both, since every provider request
-    /// needs them.
+    /// needs them. The window is traffic, not state (see `change.rs`): counted here, not logged.
     pub(crate) fn arrive(
         &self,
         provider: Provider,
@@ -993,24 +972,27 @@ impl Store {
     /// upload faults and scripted attempts aim at.
     pub(crate) fn next_attempt(&self, session: &SessionId, scenario: &str) -> u32 {
         let mut inner = self.lock();
-        let state = inner.sessions.entry(Arc::clone(session)).or_default();
-        let count = state.attempts.entry(scenario.to_owned()).or_default();
-        *count = count.saturating_add(1);
-        *count
+        let count = inner
+            .sessions
+            .get(session)
+            .and_then(|state| state.attempts.get(scenario).copied())
+            .unwrap_or(0)
+            .saturating_add(1);
+        self.commit(
+            &mut inner,
+            Change::Attempts {
+                session: Arc::clone(session),
+                scenario: scenario.to_owned(),
+                count,
+            },
+        );
+        count
     }
 
     /// Credits charged so far to `key`.
     pub(crate) fn credits_used(&self, key: &str) -> u64 {
-        let inner = self.lock();
-        let live = inner.credits.get(key).copied().unwrap_or(0);
-        if inner.restored_credits.is_empty() {
-            return live;
-        }
-        live + inner
-            .restored_credits
-            .get(&key_digest(key))
-            .copied()
-            .unwrap_or(0)
+        let digest = key_digest(key);
+        self.lock().credits.get(&digest).copied().unwrap_or(0)
     }
 
     /// A snapshot of every job (of `session`, if given) with the state it would show now on its
@@ -1188,436 +1170,9 @@ fn from_unix_ms(ms: u64) -> SystemTime {
     std::time::UNIX_EPOCH + Duration::from_millis(ms)
 }
 
-fn provider_of(slug: &str) -> Option<Provider> {
-    match slug {
-        "fansly" => Some(Provider::Fansly),
-        "onlyfans" => Some(Provider::OnlyFans),
-        _ => None,
-    }
-}
-
-fn media_record(media: &StoredMedia) -> Option<MediaRecord> {
-    Some(MediaRecord {
-        file: media.path.file_name()?.to_str()?.to_owned(),
-        file_name: media.file_name.clone(),
-        size: media.size,
-        sha256: hex::encode(media.sha256),
-    })
-}
-
-/// The hex SHA-256 of an API key: how the state log names a key whose credits it keeps.
+/// The hex SHA-256 of an API key: how the store (and its log) names a key whose credits it keeps.
 fn key_digest(key: &str) -> String {
-    use sha2::Digest as _;
-    hex::encode(sha2::Sha256::digest(key.as_bytes()))
-}
-
-fn job_record(seq: u64, id: &str, job: &NewJob, now: SystemTime, tokens: &[String]) -> JobRecord {
-    JobRecord {
-        seq,
-        session: job.session.to_string(),
-        provider: job.provider.slug().to_owned(),
-        id: id.to_owned(),
-        account: job.account.clone(),
-        vault: job.destination == Destination::Vault,
-        created_at_ms: unix_ms(now),
-        timeline: (&job.timeline).into(),
-        n_polls: 0,
-        finished_at_ms: None,
-        media: job.media.as_deref().and_then(media_record),
-        credits_used: job.credits_used,
-        scenario: job.scenario.name.clone(),
-        attempt: job.attempt,
-        webhook: if job.has_webhook { "pending" } else { "none" }.to_owned(),
-        tokens: tokens.to_vec(),
-        touched_ms: Some(unix_ms(now)),
-    }
-}
-
-fn polled_record(job: &Job) -> Record {
-    Record::Polled {
-        provider: job.provider.slug().to_owned(),
-        seq: job.seq,
-        n_polls: job.n_polls,
-        finished_at_ms: job.finished_at.map(unix_ms),
-        touched_ms: Some(unix_ms(job.last_touched)),
-    }
-}
-
-fn session_clock_record(session: &SessionId, offset: Duration) -> Record {
-    Record::SessionClock {
-        session: session.to_string(),
-        offset_ms: u64::try_from(offset.as_millis()).unwrap_or(u64::MAX),
-    }
-}
-
-/// What rebuilding a store from its log needs from the server.
-pub(crate) struct Restore<'a> {
-    /// Where the log's media files are.
-    pub(crate) media_dir: &'a std::path::Path,
-    /// A scenario by the name a job recorded (the default when it no longer resolves).
-    pub(crate) scenario: &'a dyn Fn(&str) -> Arc<Scenario>,
-    /// The disk quota restored files count against.
-    pub(crate) quota: &'a Arc<crate::upload::Quota>,
-    /// Jobs whose stored file was (missing, altered) at restore: counted for the start-up WARN.
-    pub(crate) lost_media: &'a std::cell::Cell<(usize, usize)>,
-}
-
-impl Store {
-    /// A store rebuilt from `records`, and the manual clock reading they last recorded.
-    pub(crate) fn restore(
-        nonce: [u8; 16],
-        records: Vec<Record>,
-        ctx: &Restore<'_>,
-    ) -> (Self, Option<SystemTime>) {
-        let store = Self::new(nonce);
-        let mut clock = None;
-        let mut media_by_file: HashMap<String, Arc<StoredMedia>> = HashMap::default();
-        {
-            let mut inner = store.lock();
-            for record in records {
-                match record {
-                    Record::Job(job) => {
-                        restore_job(&mut inner, *job, ctx, &mut media_by_file);
-                    }
-                    Record::Polled {
-                        provider,
-                        seq,
-                        n_polls,
-                        finished_at_ms,
-                        touched_ms,
-                    } => {
-                        if let Some(job) = provider_of(&provider)
-                            .and_then(|provider| inner.by_seq.get_mut(&(provider, seq)))
-                        {
-                            job.n_polls = job.n_polls.max(n_polls);
-                            job.finished_at = job.finished_at.or(finished_at_ms.map(from_unix_ms));
-                            if let Some(touched) = touched_ms.map(from_unix_ms) {
-                                job.last_touched = job.last_touched.max(touched);
-                            }
-                        }
-                    }
-                    Record::Expired { provider, seq } => {
-                        if let Some(job) = provider_of(&provider)
-                            .and_then(|provider| inner.by_seq.remove(&(provider, seq)))
-                        {
-                            inner.unindex(&job);
-                            if let Some(media) = &job.media {
-                                inner.blobs.retain(|_, (kept, _)| !Arc::ptr_eq(kept, media));
-                            }
-                        }
-                    }
-                    Record::Forced {
-                        provider,
-                        seq,
-                        timeline,
-                        finished_at_ms,
-                    } => {
-                        if let (Some(job), Some(timeline)) = (
-                            provider_of(&provider)
-                                .and_then(|provider| inner.by_seq.get_mut(&(provider, seq))),
-                            timeline.to_timeline(),
-                        ) {
-                            job.timeline = timeline;
-                            job.finished_at = finished_at_ms.map(from_unix_ms);
-                        }
-                    }
-                    Record::WebhookSent { provider, seq } => {
-                        if let Some(job) = provider_of(&provider)
-                            .and_then(|provider| inner.by_seq.get_mut(&(provider, seq)))
-                        {
-                            job.webhook = Webhook::Sent;
-                        }
-                    }
-                    Record::Clock { unix_ms } => clock = Some(from_unix_ms(unix_ms)),
-                    Record::SessionClock { session, offset_ms } => {
-                        inner.sessions.entry(session.into()).or_default().offset =
-                            Duration::from_millis(offset_ms);
-                    }
-                    Record::SessionScenario { session, scenario } => {
-                        inner.sessions.entry(session.into()).or_default().scenario =
-                            Some((ctx.scenario)(&scenario));
-                    }
-                    Record::JobNumber {
-                        session,
-                        provider,
-                        next,
-                    } => {
-                        if let Some(provider) = provider_of(&provider) {
-                            let state = inner.sessions.entry(session.into()).or_default();
-                            let slot = state.next_job.entry(provider).or_insert(1);
-                            *slot = (*slot).max(next);
-                        }
-                    }
-                    Record::NextSeq { provider, next } => {
-                        if let Some(provider) = provider_of(&provider) {
-                            let slot = inner.next_seq.entry(provider).or_insert(1);
-                            *slot = (*slot).max(next);
-                        }
-                    }
-                    Record::SessionReset { session } => {
-                        let session: SessionId = session.into();
-                        inner.sessions.remove(&session);
-                        inner.jobs.remove(&session);
-                        inner.blobs.retain(|_, (_, owner)| *owner != session);
-                        inner.by_seq.retain(|_, job| job.session != session);
-                    }
-                    Record::Credits { key_sha256, total } => {
-                        inner.restored_credits.insert(key_sha256, total);
-                    }
-                    Record::Reset => {
-                        let next_seq = std::mem::take(&mut inner.next_seq);
-                        *inner = Inner {
-                            next_seq,
-                            ..Inner::default()
-                        };
-                    }
-                }
-            }
-        }
-        (store, clock)
-    }
-
-    /// Starts appending every later change to `log`.
-    pub(crate) fn with_log(mut self, log: crate::persist::Log) -> Self {
-        self.log = Some(log);
-        self
-    }
-
-    /// The whole store as the fewest records that rebuild it (for compacting the log).
-    pub(crate) fn records(&self, clock: Option<SystemTime>) -> Vec<Record> {
-        let inner = self.lock();
-        let mut records = Vec::new();
-        if let Some(clock) = clock {
-            records.push(Record::Clock {
-                unix_ms: unix_ms(clock),
-            });
-        }
-        let mut credits: HashMap<String, u64> = inner.restored_credits.clone();
-        for (key, live) in &inner.credits {
-            *credits.entry(key_digest(key)).or_default() += live;
-        }
-        for (key_sha256, total) in credits {
-            records.push(Record::Credits { key_sha256, total });
-        }
-        for (provider, next) in &inner.next_seq {
-            records.push(Record::NextSeq {
-                provider: provider.slug().to_owned(),
-                next: *next,
-            });
-        }
-        let mut tokens: HashMap<*const StoredMedia, Vec<String>> = HashMap::default();
-        for (token, (media, _)) in &inner.blobs {
-            tokens
-                .entry(Arc::as_ptr(media))
-                .or_default()
-                .push(token.clone());
-        }
-        for job in inner.by_seq.values() {
-            let mut job_tokens = job
-                .media
-                .as_ref()
-                .and_then(|media| tokens.get(&Arc::as_ptr(media)).cloned())
-                .unwrap_or_default();
-            job_tokens.sort();
-            records.push(Record::Job(Box::new(JobRecord {
-                seq: job.seq,
-                session: job.session.to_string(),
-                provider: job.provider.slug().to_owned(),
-                id: job.id.to_string(),
-                account: job.account.to_string(),
-                vault: job.destination == Destination::Vault,
-                created_at_ms: unix_ms(job.created_at),
-                timeline: TimelineRecord::from(&job.timeline),
-                n_polls: job.n_polls,
-                finished_at_ms: job.finished_at.map(unix_ms),
-                media: job.media.as_deref().and_then(media_record),
-                credits_used: job.credits_used,
-                scenario: job.scenario.name.clone(),
-                attempt: job.attempt,
-                webhook: match job.webhook {
-                    Webhook::None => "none",
-                    Webhook::Pending => "pending",
-                    Webhook::Sent => "sent",
-                }
-                .to_owned(),
-                tokens: job_tokens,
-                touched_ms: Some(unix_ms(job.last_touched)),
-            })));
-        }
-        for (session, state) in &inner.sessions {
-            if !state.offset.is_zero() {
-                records.push(session_clock_record(session, state.offset));
-            }
-            if let Some(scenario) = &state.scenario {
-                records.push(Record::SessionScenario {
-                    session: session.to_string(),
-                    scenario: scenario.name.clone(),
-                });
-            }
-            for (provider, next) in &state.next_job {
-                records.push(Record::JobNumber {
-                    session: session.to_string(),
-                    provider: provider.slug().to_owned(),
-                    next: *next,
-                });
-            }
-        }
-        records
-    }
-
-    /// The names (inside the media directory) of every file a job still refers to.
-    pub(crate) fn media_files(&self) -> std::collections::HashSet<std::ffi::OsString> {
-        self.lock()
-            .by_seq
-            .values()
-            .filter_map(|job| job.media.as_ref()?.path.file_name().map(ToOwned::to_owned))
-            .collect()
-    }
-
-    /// Records that the manual server clock moved from `before` to `at`, and announces it.
-    pub(crate) fn record_clock(&self, before: SystemTime, at: SystemTime) {
-        let inner = self.lock();
-        self.record(
-            || Record::Clock {
-                unix_ms: unix_ms(at),
-            },
-            false,
-        );
-        self.announce_clock(&inner, None, before, at);
-    }
-}
-
-/// The error a restored job answers when its stored file is missing or altered.
-pub(crate) const LOST_MEDIA_REASON: &str = "The uploaded file is no longer available: the mock's --state-dir lost or altered it while the mock was down.";
-
-fn restore_job(
-    inner: &mut Inner,
-    job: JobRecord,
-    ctx: &Restore<'_>,
-    media_by_file: &mut HashMap<String, Arc<StoredMedia>>,
-) {
-    let Some(provider) = provider_of(&job.provider) else {
-        return;
-    };
-    let Some(timeline) = job.timeline.to_timeline() else {
-        tracing::warn!(
-            seq = job.seq,
-            "state log: job with an invalid timeline skipped"
-        );
-        return;
-    };
-    let had_media = job.media.is_some();
-    let mut altered = false;
-    let media = job.media.and_then(|record| {
-        if let Some(media) = media_by_file.get(&record.file) {
-            return Some(Arc::clone(media));
-        }
-        let path = ctx.media_dir.join(&record.file);
-        let head = read_head(&path)?;
-        let size = std::fs::metadata(&path).ok()?.len();
-        if size != record.size {
-            tracing::warn!(file = %record.file, "state log: stored file has the wrong size; dropped");
-            altered = true;
-            return None;
-        }
-        let mut sha256 = [0u8; 32];
-        hex::decode_to_slice(&record.sha256, &mut sha256).ok()?;
-        let info = crate::media::probe(&path, &head);
-        let mut temp = tempfile::TempPath::try_from_path(path).ok()?;
-        temp.disable_cleanup(true);
-        let mut reservation = crate::upload::Reservation::new(ctx.quota);
-        // A restored file is already on disk; it counts even past a smaller new quota.
-        let _ = reservation.grow(size);
-        let media = Arc::new(StoredMedia {
-            path: temp,
-            file_name: record.file_name,
-            size,
-            sha256,
-            info,
-            _reservation: Some(reservation),
-        });
-        media_by_file.insert(record.file, Arc::clone(&media));
-        Some(media)
-    });
-    // A job whose bytes are gone can never serve them: it answers as a failed job does, instead
-    // of a completed one whose every poll would be a 500.
-    let timeline = if had_media && media.is_none() {
-        let (missing, n_altered) = ctx.lost_media.get();
-        ctx.lost_media.set(if altered {
-            (missing, n_altered + 1)
-        } else {
-            (missing + 1, n_altered)
-        });
-        timeline.with_outcome(crate::job::Outcome::Failed {
-            reason: LOST_MEDIA_REASON.into(),
-        })
-    } else {
-        timeline
-    };
-    let session: SessionId = job.session.into();
-    if let Some(media) = &media {
-        for token in &job.tokens {
-            inner
-                .blobs
-                .insert(token.clone(), (Arc::clone(media), Arc::clone(&session)));
-        }
-    }
-    let scenario = (ctx.scenario)(&job.scenario);
-    let state = inner.sessions.entry(Arc::clone(&session)).or_default();
-    let attempts = state.attempts.entry(scenario.name.clone()).or_default();
-    *attempts = (*attempts).max(job.attempt);
-    if provider == Provider::Fansly {
-        if let Ok(number) = job.id.parse::<u64>() {
-            let next = state.next_job.entry(provider).or_insert(1);
-            *next = (*next).max(number + 1);
-        }
-    }
-    let next_seq = inner.next_seq.entry(provider).or_insert(1);
-    *next_seq = (*next_seq).max(job.seq + 1);
-    let id: Arc<str> = job.id.into();
-    inner.index(&session, provider, Arc::clone(&id), job.seq);
-    inner.by_seq.insert(
-        (provider, job.seq),
-        Box::new(Job {
-            seq: job.seq,
-            session,
-            provider,
-            id,
-            account: job.account.into(),
-            destination: if job.vault {
-                Destination::Vault
-            } else {
-                Destination::Cdn
-            },
-            created_at: from_unix_ms(job.created_at_ms),
-            timeline,
-            n_polls: job.n_polls,
-            finished_at: job.finished_at_ms.map(from_unix_ms),
-            media,
-            credits_used: job.credits_used,
-            scenario,
-            attempt: job.attempt,
-            webhook: match job.webhook.as_str() {
-                "pending" => Webhook::Pending,
-                "sent" => Webhook::Sent,
-                _ => Webhook::None,
-            },
-            last_touched: from_unix_ms(job.touched_ms.unwrap_or(job.created_at_ms)),
-            rendered: None,
-        }),
-    );
-}
-
-/// The first bytes of a stored file, for probing its type again.
-fn read_head(path: &std::path::Path) -> Option<Vec<u8>> {
-    use std::io::Read as _;
-    let mut head = Vec::with_capacity(crate::media::HEAD_LEN);
-    std::fs::File::open(path)
-        .ok()?
-        .take(crate::media::HEAD_LEN as u64)
-        .read_to_end(&mut head)
-        .ok()?;
-    Some(head)
+    hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 #[cfg(test)]
@@ -1707,8 +1262,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_upload_whose_record_cannot_reach_the_disk_is_refused_and_leaves_no_job() {
+    #[tokio::test]
+    async fn an_upload_whose_record_cannot_reach_the_disk_is_refused_and_leaves_no_job() {
         // /dev/full fails every write with ENOSPC, as a full disk does.
         let full = std::fs::OpenOptions::new()
             .write(true)
@@ -1718,22 +1273,27 @@ mod tests {
         let store = Store::new([0; 16]).with_log(crate::persist::Log::on_file(dir.path(), full));
         let job = completed_job(SessionId::from(DEFAULT_SESSION));
         let now = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let refused = store.insert(1, "1".into(), job, now, &["token".into()]);
+        let refused = store
+            .insert(1, "1".into(), job, now, &["token".into()])
+            .await;
         assert!(crate::upload::is_disk_full(&refused.unwrap_err()));
         let inner = store.lock();
         assert!(inner.by_seq.is_empty(), "no job without its record");
         assert!(inner.blobs.is_empty(), "no link to its media either");
     }
 
-    #[test]
-    fn only_the_newest_rendered_answers_are_kept() {
+    #[tokio::test]
+    async fn only_the_newest_rendered_answers_are_kept() {
         let store = Store::new([0; 16]);
         let session = SessionId::from(DEFAULT_SESSION);
         let now = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let n_jobs = MAX_RENDERED as u64 + 10;
         for seq in 1..=n_jobs {
             let job = completed_job(Arc::clone(&session));
-            store.insert(seq, seq.to_string(), job, now, &[]).unwrap();
+            store
+                .insert(seq, seq.to_string(), job, now, &[])
+                .await
+                .unwrap();
             store.keep_rendered(Provider::Fansly, seq, "http://o", bytes::Bytes::from("{}"));
             // Rendering the same job again does not count twice.
             store.keep_rendered(Provider::Fansly, seq, "http://o", bytes::Bytes::from("{}"));
