@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::fixture::Fixtures;
-use crate::scenario::{self, Action, Aim, Route, Scenario, ScenarioError};
+use crate::scenario::{self, Scenario, ScenarioError};
 use crate::signing::SigningKey;
 use crate::store::{SessionId, Store};
 use crate::upload::Limits;
@@ -95,19 +95,6 @@ impl FanslyHeaders {
     }
 }
 
-/// What an arriving upload will go through, decided before its body is read.
-#[derive(Debug)]
-pub(crate) struct UploadPlan {
-    /// The scenario the job will follow.
-    pub(crate) scenario: Arc<Scenario>,
-    /// This upload's number under that scenario, from 1.
-    pub(crate) attempt: u32,
-    /// The fault aimed at this upload, if any.
-    pub(crate) fault: Option<Action>,
-    /// Whether `X-Mock-Scenario` chose it (no rule may override that).
-    pub(crate) is_chosen_by_header: bool,
-}
-
 impl App {
     /// The scenario uploads follow when they name none and their session has none: the one the
     /// admin API set (state, kept with `--state-dir`), else the one the server started with.
@@ -120,76 +107,6 @@ impl App {
     /// The time on `session`'s clock: the server's clock plus the session's own advances.
     pub(crate) fn now(&self, session: &SessionId) -> std::time::SystemTime {
         self.store.session_now(session, self.clock.now())
-    }
-
-    /// Picks the upload's scenario (by `X-Mock-Scenario`, else the session's, else the server's
-    /// default), counts the attempt in the session, and decides its fault.
-    pub(crate) fn plan_upload(
-        &self,
-        session: &SessionId,
-        provider: crate::Provider,
-        account: &str,
-        header: Option<&str>,
-    ) -> Result<UploadPlan, ScenarioError> {
-        let by_header = header.map(str::trim).filter(|name| !name.is_empty());
-        let scenario = match by_header {
-            Some(name) => self.scenarios.by_name(name)?,
-            None => match self.rules.find(account, None) {
-                Some(scenario) => scenario,
-                None => self
-                    .store
-                    .scenario_for(session)
-                    .unwrap_or_else(|| self.scenarios.startup_default()),
-            },
-        };
-        Ok(self.plan_with(session, provider, account, scenario, by_header.is_some()))
-    }
-
-    fn plan_with(
-        &self,
-        session: &SessionId,
-        provider: crate::Provider,
-        account: &str,
-        scenario: Arc<Scenario>,
-        is_chosen_by_header: bool,
-    ) -> UploadPlan {
-        let attempt = self.store.next_attempt(session, &scenario.name);
-        let aim = Aim {
-            route: Route::Upload,
-            nth: attempt,
-            provider,
-            account,
-            job: attempt,
-            state: None,
-        };
-        let fault = scenario.fault_for(&aim, self.seed, &scenario.name);
-        UploadPlan {
-            scenario,
-            attempt,
-            fault,
-            is_chosen_by_header,
-        }
-    }
-
-    /// Once the file name is known, a rule matching it takes over from the default the plan fell
-    /// back on (a header's choice stands). Returns the plan to follow.
-    pub(crate) fn replan_for_file(
-        &self,
-        plan: UploadPlan,
-        session: &SessionId,
-        provider: crate::Provider,
-        account: &str,
-        file_name: Option<&str>,
-    ) -> UploadPlan {
-        if plan.is_chosen_by_header || !self.rules.has_file_rules() {
-            return plan;
-        }
-        match self.rules.find(account, file_name) {
-            Some(scenario) if scenario.name != plan.scenario.name => {
-                self.plan_with(session, provider, account, scenario, false)
-            }
-            _ => plan,
-        }
     }
 }
 

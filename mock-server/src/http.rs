@@ -1,4 +1,5 @@
-//! The hyper glue: accept loop, graceful shutdown, dispatch by path, and body helpers.
+//! The hyper glue: accept loop, graceful shutdown, dispatch by path, faults on the wire, and
+//! body helpers. What an upload or a poll goes through is `flow.rs`'s.
 //!
 //! Dispatch is a plain `match` on (method, path segments), as in hyper's `echo` example: the
 //! routes are few and fixed by the providers, and a match shows every one of them on one screen.
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt as _};
+use futures_util::StreamExt as _;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, combinators::BoxBody};
 use hyper::body::Incoming;
@@ -21,12 +22,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::app::{App, UploadPlan};
+use crate::app::App;
 use crate::clock::Stopwatch;
 use crate::journal;
-use crate::scenario::{Action, Aim, Route, StateAim};
-use crate::store::{DEFAULT_SESSION, Polled, SessionId};
-use crate::upload::{self, Form, UploadError};
+use crate::scenario::Action;
+use crate::store::{DEFAULT_SESSION, SessionId};
 use crate::{admin, cdn, conn, provider};
 
 /// Every response body: bytes in memory (nearly every answer) or a stream (a file from disk, a
@@ -663,209 +663,12 @@ async fn inject(mut response: Response<Body>) -> Result<Response<Body>, Dropped>
     }
 }
 
-/// The header that picks an upload's scenario.
-pub(crate) static SCENARIO_HEADER: header::HeaderName =
-    header::HeaderName::from_static("x-mock-scenario");
-
 /// An in-memory body's bytes (fault bodies are small JSON).
 async fn collect(body: Body) -> Bytes {
     body.collect()
         .await
         .map(http_body_util::Collected::to_bytes)
         .unwrap_or_default()
-}
-
-/// The request body as a stream of chunks; a wait longer than `idle` for the next chunk ends it
-/// with a `TimedOut` error (a stalled body is refused with 408, not held open forever).
-fn body_stream(
-    body: Incoming,
-    idle: Duration,
-) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    let chunks =
-        http_body_util::BodyDataStream::new(body).map(|chunk| chunk.map_err(std::io::Error::other));
-    futures_util::stream::unfold(Some(Box::pin(chunks)), move |chunks| async move {
-        let mut chunks = chunks?;
-        match tokio::time::timeout(idle, chunks.next()).await {
-            Ok(Some(chunk)) => Some((chunk, Some(chunks))),
-            Ok(None) => None,
-            Err(_) => Some((
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "upload body stalled",
-                )),
-                None,
-            )),
-        }
-    })
-}
-
-/// Reads a provider upload form: refuses an oversized `Content-Length` before reading a byte,
-/// then streams the body through multer with the file going to disk.
-pub(crate) async fn read_form(
-    app: &App,
-    provider: crate::Provider,
-    req: Request<Incoming>,
-    file_field: &'static str,
-) -> Result<Form, UploadError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| app.limits.is_body_too_large(length)) {
-        return Err(UploadError::TooLarge {
-            limit: app.limits.max_file_bytes,
-        });
-    }
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-    // OnlyFansAPI (Laravel) merges a JSON body into its input; Fansly takes multipart only.
-    if provider == crate::Provider::OnlyFans && content_type.as_deref().is_some_and(is_json) {
-        let timeout = app.limits.body_timeout;
-        return json_form(body_stream(req.into_body(), timeout), timeout).await;
-    }
-    let boundary = upload::boundary(content_type.as_deref())?;
-    upload::read_form(
-        body_stream(req.into_body(), app.limits.body_timeout),
-        boundary,
-        file_field,
-        app.limits.clone(),
-        &app.storage_dir,
-    )
-    .await
-}
-
-/// The largest JSON upload body read: a `file_url` and two flags fit many times over.
-const MAX_JSON_FORM_BYTES: usize = 64 * 1024;
-
-/// Whether a `Content-Type` is JSON (`application/json`, with or without parameters).
-fn is_json(content_type: &str) -> bool {
-    content_type
-        .split(';')
-        .next()
-        .is_some_and(|media_type| media_type.trim().eq_ignore_ascii_case("application/json"))
-}
-
-/// An upload sent as a JSON object (OnlyFansAPI's uploading-media guide posts
-/// `{"file_url": "https://..."}` this way): its members become the form's fields, as a framework
-/// that merges JSON input with form input sees them; there is no file part.
-async fn json_form(
-    chunks: impl Stream<Item = Result<Bytes, std::io::Error>>,
-    timeout: Duration,
-) -> Result<Form, UploadError> {
-    let mut chunks = std::pin::pin!(chunks);
-    let mut bytes = Vec::new();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|err| match err.kind() {
-            std::io::ErrorKind::TimedOut => UploadError::Stalled(timeout),
-            _ => UploadError::BadJson("unreadable body"),
-        })?;
-        if bytes.len() + chunk.len() > MAX_JSON_FORM_BYTES {
-            return Err(UploadError::BadJson("over 64 KiB"));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    let Ok(serde_json::Value::Object(members)) = serde_json::from_slice(&bytes) else {
-        return Err(UploadError::BadJson("not a JSON object"));
-    };
-    let mut form = Form::default();
-    for (name, value) in members {
-        let text = match value {
-            serde_json::Value::String(text) => text,
-            serde_json::Value::Null => continue,
-            other => other.to_string(),
-        };
-        form.parts.push(journal::PartSummary {
-            name: name.clone(),
-            file_name: None,
-            size: text.len() as u64,
-        });
-        form.fields.push((name, text));
-    }
-    Ok(form)
-}
-
-/// Why an upload was refused before its provider looked at the fields.
-#[derive(Debug)]
-pub(crate) enum Refusal {
-    /// `X-Mock-Scenario` names no scenario.
-    Setup(String),
-    /// The body is not a readable form.
-    Form(UploadError),
-    /// The scenario's fault answers this status.
-    Fault {
-        /// The status.
-        status: u16,
-        /// `Retry-After` seconds.
-        retry_after: Option<u32>,
-    },
-}
-
-/// Receives an upload: picks its scenario, lets an upload fault refuse it before the body is read,
-/// reads the form (the file to disk), then lets a file-name rule pick the scenario again.
-pub(crate) async fn receive_upload(
-    app: &App,
-    session: &SessionId,
-    provider: crate::Provider,
-    account: &str,
-    req: Request<Incoming>,
-) -> Result<(UploadPlan, Form), Refusal> {
-    let plan = app
-        .plan_upload(
-            session,
-            provider,
-            account,
-            header_text(&req, &SCENARIO_HEADER),
-        )
-        .map_err(|err| Refusal::Setup(err.to_string()))?;
-    refuse_by_fault(&plan)?;
-    let form = read_form(app, provider, req, "file")
-        .await
-        .map_err(Refusal::Form)?;
-    let file_name = form
-        .file
-        .as_ref()
-        .and_then(|file| file.file_name.as_deref());
-    let plan = app.replan_for_file(plan, session, provider, account, file_name);
-    refuse_by_fault(&plan)?;
-    Ok((plan, form))
-}
-
-/// The fault aimed at a status poll: a `Respond` fault refuses the poll; any other is returned to
-/// be attached to the answer.
-pub(crate) fn poll_fault(
-    app: &App,
-    provider: crate::Provider,
-    polled: &Polled,
-) -> Result<Option<Action>, Refusal> {
-    let aim = Aim {
-        route: Route::Status,
-        nth: polled.poll_number,
-        provider,
-        account: &polled.account,
-        job: polled.attempt,
-        state: Some(StateAim::of(&polled.state)),
-    };
-    let fault = polled.scenario.fault_for(&aim, app.seed, &polled.id);
-    match fault.as_ref().and_then(Action::http_error) {
-        Some((status, retry_after)) => Err(Refusal::Fault {
-            status,
-            retry_after,
-        }),
-        None => Ok(fault),
-    }
-}
-
-fn refuse_by_fault(plan: &UploadPlan) -> Result<(), Refusal> {
-    match plan.fault.as_ref().and_then(Action::http_error) {
-        Some((status, retry_after)) => Err(Refusal::Fault {
-            status,
-            retry_after,
-        }),
-        None => Ok(()),
-    }
 }
 
 /// The value of a request header as text, if present and printable.

@@ -50,6 +50,7 @@ mod app;
 mod cdn;
 mod conn;
 mod events;
+mod flow;
 #[cfg(test)]
 mod fuzz;
 mod http;

@@ -44,12 +44,12 @@ pub(crate) enum ApiError {
     MockSetup(String),
 }
 
-impl From<crate::http::Refusal> for ApiError {
-    fn from(refusal: crate::http::Refusal) -> Self {
+impl From<crate::flow::Refusal> for ApiError {
+    fn from(refusal: crate::flow::Refusal) -> Self {
         match refusal {
-            crate::http::Refusal::Setup(problem) => ApiError::MockSetup(problem),
-            crate::http::Refusal::Form(err) => ApiError::from(err),
-            crate::http::Refusal::Fault {
+            crate::flow::Refusal::Setup(problem) => ApiError::MockSetup(problem),
+            crate::flow::Refusal::Form(err) => ApiError::from(err),
+            crate::flow::Refusal::Fault {
                 status,
                 retry_after,
             } => ApiError::Injected {

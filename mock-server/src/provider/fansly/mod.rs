@@ -15,8 +15,9 @@ use http::{HeaderName, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use self::error::ApiError;
-use crate::app::{App, UploadPlan};
+use crate::app::App;
 use crate::clock::{iso_millis, saturating_add, unix_secs};
+use crate::flow::{Arrival, UploadPlan};
 use crate::http::{Body, RequestCtx, Routed, json};
 use crate::job::JobState;
 use crate::job::{Outcome, Phase};
@@ -81,27 +82,26 @@ pub(crate) fn route<'a>(
     req: Request<Incoming>,
     rest: &[&'a str],
 ) -> Routed<'a> {
-    let session = match &ctx.session {
-        Ok(session) => Arc::clone(session),
-        Err(problem) => {
-            return Routed::Ready(
-                ApiError::MockSetup(problem.clone()).into_response(iso_millis(app.clock.now())),
-            );
-        }
-    };
     // A clone of the header value shares the request's bytes: no copy on the poll path.
     let key_header = req.headers().get(&API_KEY).cloned();
     let key = key_header.as_ref().and_then(|value| value.to_str().ok());
     let authorized = is_key_accepted(&app.api_keys, key);
-    let limit = app.fixtures.fansly.limit_per_minute;
-    let (now, window) = app.store.arrive(
-        Provider::Fansly,
-        key.unwrap_or_default(),
-        &session,
-        app.clock.now(),
-    );
+    let arrival = match crate::flow::arrive(app, ctx, Provider::Fansly, key) {
+        Ok(arrival) => arrival,
+        Err(problem) => {
+            return Routed::Ready(
+                ApiError::MockSetup(problem).into_response(iso_millis(app.clock.now())),
+            );
+        }
+    };
+    let is_over = arrival.is_over(app, app.fixtures.fansly.limit_per_minute);
+    let Arrival {
+        session,
+        now,
+        window,
+    } = arrival;
     let result = match (req.method(), rest) {
-        _ if app.enforce_rate_limits && window.n_requests > limit => Err(ApiError::Injected {
+        _ if is_over => Err(ApiError::Injected {
             status: 429,
             retry_after: Some(window.retry_after_secs),
         }),
@@ -159,7 +159,7 @@ async fn upload(
     now: SystemTime,
 ) -> Result<Response<Body>, ApiError> {
     let (plan, mut form) =
-        crate::http::receive_upload(app, session, Provider::Fansly, account, req).await?;
+        crate::flow::receive_upload(app, session, Provider::Fansly, account, req).await?;
     let parts = std::mem::take(&mut form.parts);
     let UploadPlan {
         scenario,
@@ -274,7 +274,7 @@ fn status(
         scenario: Some(Arc::clone(&polled.scenario)),
         ..Note::default()
     };
-    let fault = match crate::http::poll_fault(app, Provider::Fansly, &polled) {
+    let fault = match crate::flow::poll_fault(app, Provider::Fansly, &polled) {
         Ok(fault) => fault,
         Err(refusal) => {
             let response = ApiError::from(refusal).into_response(iso_millis(now));

@@ -20,8 +20,9 @@ use hyper::body::Incoming;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use self::error::ApiError;
-use crate::app::{App, UploadPlan};
+use crate::app::App;
 use crate::clock::{iso_seconds_offset, saturating_add, unix_secs};
+use crate::flow::{Arrival, UploadPlan};
 use crate::http::{Body, RequestCtx, Routed, json};
 use crate::job::JobState;
 use crate::job::{Outcome, Phase, Timeline};
@@ -59,31 +60,27 @@ pub(crate) fn route<'a>(
     req: Request<Incoming>,
     rest: &[&'a str],
 ) -> Routed<'a> {
-    let session = match &ctx.session {
-        Ok(session) => Arc::clone(session),
-        Err(problem) => {
-            return Routed::Ready(ApiError::MockSetup(problem.clone()).into_response());
-        }
-    };
     // A clone of the header value shares the request's bytes: no copy on the poll path.
     let key_header = req.headers().get(http::header::AUTHORIZATION).cloned();
     let key = key_header.as_ref().and_then(bearer_token);
     let authorized = is_key_accepted(&app.api_keys, key);
-    let (now, window) = app.store.arrive(
-        Provider::OnlyFans,
-        key.unwrap_or_default(),
-        &session,
-        app.clock.now(),
-    );
+    let arrival = match crate::flow::arrive(app, ctx, Provider::OnlyFans, key) {
+        Ok(arrival) => arrival,
+        Err(problem) => return Routed::Ready(ApiError::MockSetup(problem).into_response()),
+    };
+    let is_over = arrival.is_over(app, app.fixtures.onlyfans.limit_per_minute);
+    let Arrival {
+        session,
+        now,
+        window,
+    } = arrival;
     let n_requests = window.n_requests;
     let path = || req.uri().path().to_owned();
     let result = match (req.method(), rest) {
-        _ if app.enforce_rate_limits && n_requests > app.fixtures.onlyfans.limit_per_minute => {
-            Err(ApiError::Injected {
-                status: 429,
-                retry_after: Some(window.retry_after_secs),
-            })
-        }
+        _ if is_over => Err(ApiError::Injected {
+            status: 429,
+            retry_after: Some(window.retry_after_secs),
+        }),
         (&Method::POST, [account, "media", endpoint @ ("upload" | "vault")]) => {
             if authorized {
                 let destination = if *endpoint == "vault" {
@@ -174,7 +171,7 @@ async fn upload(
 ) -> Result<Response<Body>, ApiError> {
     let api_key = caller.api_key;
     let (plan, mut form) =
-        crate::http::receive_upload(app, session, Provider::OnlyFans, account, req).await?;
+        crate::flow::receive_upload(app, session, Provider::OnlyFans, account, req).await?;
     let parts = std::mem::take(&mut form.parts);
     let UploadPlan {
         scenario,
@@ -393,7 +390,7 @@ fn status(
         scenario: Some(Arc::clone(&polled.scenario)),
         ..Note::default()
     };
-    let fault = match crate::http::poll_fault(app, Provider::OnlyFans, &polled) {
+    let fault = match crate::flow::poll_fault(app, Provider::OnlyFans, &polled) {
         Ok(fault) => fault,
         Err(refusal) => {
             return Ok(ctx.refused(ApiError::from(refusal).into_response(), note));
