@@ -204,12 +204,17 @@ impl HeadCapped {
             self.line_done = memchr::memchr(b'\n', read).is_some();
         }
         const BLANK_LINE: &[u8] = b"\r\n\r\n";
+        /// Built once: `memmem::find` builds a searcher on every call, which on a poll's
+        /// hundred-byte head cost more than the search.
+        static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(BLANK_LINE));
         // The last bytes of earlier reads, then this read's first: a blank line across the two.
         let carried = self.tail.len();
         self.tail.extend_from_slice(&read[..read.len().min(3)]);
-        let end = memchr::memmem::find(&self.tail, BLANK_LINE)
+        let end = FINDER
+            .find(&self.tail)
             .map(|at| at + BLANK_LINE.len() - carried)
-            .or_else(|| memchr::memmem::find(read, BLANK_LINE).map(|at| at + BLANK_LINE.len()));
+            .or_else(|| FINDER.find(read).map(|at| at + BLANK_LINE.len()));
         match end {
             Some(end) => {
                 self.head_bytes += end;

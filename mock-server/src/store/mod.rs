@@ -293,6 +293,8 @@ pub(crate) struct Store {
     log: Option<crate::persist::Log>,
     /// Jobs untouched this long are forgotten.
     idle: Duration,
+    /// How often idle jobs are looked for: a sixteenth of `idle`, at least a second.
+    sweep_every: Duration,
     /// Where each change is announced (`GET /__admin/events`), from here where it is applied.
     events: crate::events::Events,
 }
@@ -320,8 +322,8 @@ struct Inner {
     clock: Option<SystemTime>,
     /// The server-wide default scenario the admin API set, over the startup one.
     default_scenario: Option<Arc<Scenario>>,
-    /// When idle jobs were last looked for (server clock).
-    last_sweep: Option<SystemTime>,
+    /// When idle jobs are next looked for (server clock): one comparison on every poll.
+    next_sweep: Option<SystemTime>,
     /// Jobs holding a rendered answer, oldest first (entries of forgotten jobs linger until
     /// popped): at most [`MAX_RENDERED`] answers are kept, so polling many finished jobs costs
     /// CPU again rather than memory for a day.
@@ -376,6 +378,7 @@ impl Store {
             inner: Mutex::new(Inner::default()),
             log: None,
             idle: Duration::MAX,
+            sweep_every: Duration::MAX / 16,
             events: crate::events::Events::default(),
         }
     }
@@ -389,6 +392,7 @@ impl Store {
     /// Forgets jobs (and sessions) untouched for `idle`.
     pub(crate) fn with_idle_expiry(mut self, idle: Duration) -> Self {
         self.idle = idle;
+        self.sweep_every = (idle / 16).max(Duration::from_secs(1));
         self
     }
 
@@ -429,14 +433,10 @@ impl Store {
     /// sessions without jobs, at most every sixteenth of the expiry. Called with the lock held by
     /// the paths that add work.
     fn sweep(&self, inner: &mut Inner, server_now: SystemTime) {
-        let every = (self.idle / 16).max(Duration::from_secs(1));
-        if inner
-            .last_sweep
-            .is_some_and(|last| server_now.duration_since(last).unwrap_or_default() < every)
-        {
+        if inner.next_sweep.is_some_and(|next| server_now < next) {
             return;
         }
-        inner.last_sweep = Some(server_now);
+        inner.next_sweep = Some(saturating_add(server_now, self.sweep_every));
         let jobs: Vec<Gone> = inner
             .by_seq
             .values()
