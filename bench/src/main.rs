@@ -380,27 +380,88 @@ async fn completed_status(server: &Server) -> anyhow::Result<Bytes> {
 
 const STATUS_PATH: &str = "/api/fansly/media/upload/1/status";
 
-/// Polls job 1 on `first` and `second` in alternating runs (so drift in the machine's state hits
+/// A poll target: the path and the headers its requests carry.
+#[derive(Debug, Clone)]
+struct Poll {
+    path: String,
+    headers: Vec<(&'static str, String)>,
+}
+
+impl Poll {
+    /// The completed Fansly job every poll measurement reads.
+    fn fansly() -> Self {
+        Self {
+            path: STATUS_PATH.to_owned(),
+            headers: vec![("x-api-key", "bench".to_owned())],
+        }
+    }
+}
+
+/// CPU seconds (user and system) `pid` has used, from /proc.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at the state, field 3.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|value| value.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15; clock ticks are 100 a second on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// One server's median run, and its answers per CPU second over all its runs.
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    median: load::LoadResult,
+    per_core: f64,
+}
+
+/// Polls `poll` on `first` and `second` in alternating runs (so drift in the machine's state hits
 /// both alike), each run after `warm_up` on the same server, and returns the two median runs.
 async fn alternating_polls(
-    [first, second]: [&Server; 2],
+    servers: [&Server; 2],
+    poll: &Poll,
     connections: usize,
     runs: usize,
     duration: Duration,
     warm_up: Duration,
-) -> [load::LoadResult; 2] {
-    let headers = [("x-api-key", "bench".to_owned())];
+) -> anyhow::Result<[Measured; 2]> {
     let mut results = [Vec::new(), Vec::new()];
+    let mut used = [(0.0, 0_u64); 2];
     for _ in 0..runs {
-        for (server, results) in [first, second].into_iter().zip(&mut results) {
+        for (index, server) in servers.into_iter().enumerate() {
             if !warm_up.is_zero() {
-                let _ = load::run(server.addr, STATUS_PATH, &headers, connections, warm_up).await;
+                load::run(server.addr, &poll.path, &poll.headers, connections, warm_up).await?;
             }
-            results
-                .push(load::run(server.addr, STATUS_PATH, &headers, connections, duration).await);
+            let before = cpu_secs(server.pid());
+            let result = load::run(
+                server.addr,
+                &poll.path,
+                &poll.headers,
+                connections,
+                duration,
+            )
+            .await?;
+            used[index].0 += cpu_secs(server.pid()) - before;
+            used[index].1 += result.ok;
+            results[index].push(result);
         }
     }
-    results.map(|results| median_result(&results))
+    let measured = |index: usize| Measured {
+        median: median_result(&results[index]),
+        per_core: if used[index].0 > 0.0 {
+            used[index].1 as f64 / used[index].0
+        } else {
+            0.0
+        },
+    };
+    Ok([measured(0), measured(1)])
 }
 
 fn median_result(results: &[load::LoadResult]) -> load::LoadResult {
@@ -409,55 +470,131 @@ fn median_result(results: &[load::LoadResult]) -> load::LoadResult {
     sorted[sorted.len() / 2]
 }
 
-async fn polls(settings: &Settings) -> anyhow::Result<Vec<Row>> {
-    let mock = start_mock(&[])?;
-    let body = completed_status(&mock).await?;
-    let file = tempfile::NamedTempFile::new()?;
-    std::fs::write(file.path(), &body)?;
-    let baseline = start_baseline(file.path())?;
-    let [baseline_median, mock_median] = alternating_polls(
-        [&baseline, &mock],
-        settings.connections,
-        settings.runs,
-        settings.duration,
-        Duration::from_secs(1),
-    )
-    .await;
-    let (rss, _) = rss_mib(mock.pid());
-    let mut rows = vec![
+/// An OnlyFans async upload of the sample, completed at once: its status path and answer.
+async fn onlyfans_completed_status(server: &Server) -> anyhow::Result<(Poll, Bytes)> {
+    let client = reqwest::Client::new();
+    let form = reqwest::multipart::Form::new().text("async", "true").part(
+        "file",
+        reqwest::multipart::Part::bytes(SAMPLE_JPEG)
+            .file_name("sample.jpg")
+            .mime_str("image/jpeg")?,
+    );
+    let accepted: serde_json::Value = client
+        .post(format!("{}/api/acct_1/media/upload", server.base()))
+        .bearer_auth("bench")
+        .multipart(form)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = accepted["prefixed_id"]
+        .as_str()
+        .context("no prefixed_id in the OnlyFans upload answer")?;
+    let poll = Poll {
+        path: format!("/api/acct_1/media/uploads/{id}/status"),
+        headers: vec![("authorization", "Bearer bench".to_owned())],
+    };
+    let body = client
+        .get(format!("{}{}", server.base(), poll.path))
+        .bearer_auth("bench")
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    Ok((poll, body))
+}
+
+/// The rows of one provider's poll comparison.
+fn poll_rows(
+    what: &str,
+    body_len: usize,
+    settings: &Settings,
+    [baseline, mock]: [Measured; 2],
+) -> Vec<Row> {
+    vec![
         row(
             format!(
-                "status polls, mock ({} B body, {} conns, {} × {})",
-                body.len(),
+                "{what} status polls, mock ({body_len} B body, wrk -t2 -c{}, {} × {})",
                 settings.connections,
                 settings.runs,
                 humantime::format_duration(settings.duration)
             ),
             format!(
-                "{:.0} req/s, p50 {} µs, p99 {} µs, {} answered, {} errors",
-                mock_median.rate,
-                mock_median.p50_us,
-                mock_median.p99_us,
-                mock_median.ok,
-                mock_median.errors
+                "{:.0} req/s, p50 {} µs, p99 {} µs, {} answered, {} errors; {:.0} req/s per CPU second",
+                mock.median.rate,
+                mock.median.p50_us,
+                mock.median.p99_us,
+                mock.median.ok,
+                mock.median.errors,
+                mock.per_core
             ),
             "p99 < 5 ms",
         ),
         row(
-            "status polls, bare hyper, same bytes",
+            format!("{what} status polls, bare hyper, same bytes"),
             format!(
-                "{:.0} req/s, p50 {} µs, p99 {} µs",
-                baseline_median.rate, baseline_median.p50_us, baseline_median.p99_us
+                "{:.0} req/s, p50 {} µs, p99 {} µs; {:.0} req/s per CPU second",
+                baseline.median.rate,
+                baseline.median.p50_us,
+                baseline.median.p99_us,
+                baseline.per_core
             ),
             "(the ceiling)",
         ),
         row(
-            "mock / bare hyper",
-            format!("{:.1} %", 100.0 * mock_median.rate / baseline_median.rate),
+            format!("{what}: mock / bare hyper (wrk)"),
+            format!(
+                "{:.1} % of its requests per second; {:.1} % per CPU second",
+                100.0 * mock.median.rate / baseline.median.rate,
+                100.0 * mock.per_core / baseline.per_core.max(f64::MIN_POSITIVE)
+            ),
             "≥ 80 %",
         ),
-        row("mock RSS after the poll runs", format!("{rss:.1} MiB"), ""),
-    ];
+    ]
+}
+
+async fn polls(settings: &Settings) -> anyhow::Result<Vec<Row>> {
+    load::ensure_wrk()?;
+    let mock = start_mock(&[])?;
+    let body = completed_status(&mock).await?;
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), &body)?;
+    let baseline = start_baseline(file.path())?;
+    let fansly = alternating_polls(
+        [&baseline, &mock],
+        &Poll::fansly(),
+        settings.connections,
+        settings.runs,
+        settings.duration,
+        Duration::from_secs(1),
+    )
+    .await?;
+    let (onlyfans_poll, onlyfans_body) = onlyfans_completed_status(&mock).await?;
+    let onlyfans_file = tempfile::NamedTempFile::new()?;
+    std::fs::write(onlyfans_file.path(), &onlyfans_body)?;
+    let onlyfans_baseline = start_baseline(onlyfans_file.path())?;
+    let onlyfans = alternating_polls(
+        [&onlyfans_baseline, &mock],
+        &onlyfans_poll,
+        settings.connections,
+        settings.runs,
+        settings.duration,
+        Duration::from_secs(1),
+    )
+    .await?;
+    let (rss, _) = rss_mib(mock.pid());
+    let mut rows = poll_rows("Fansly", body.len(), settings, fansly);
+    rows.extend(poll_rows(
+        "OnlyFans",
+        onlyfans_body.len(),
+        settings,
+        onlyfans,
+    ));
+    rows.push(row(
+        "mock RSS after the poll runs",
+        format!("{rss:.1} MiB"),
+        "",
+    ));
     if settings.peers {
         rows.extend(peer_polls(settings, &baseline, &body).await?);
     }
@@ -475,14 +612,16 @@ async fn peer_polls(
     for peer in peers::Peer::ALL {
         let (server, startup_ms) = peers::start(peer, &installed, body).await?;
         let idle = peers::tree_rss_mib(server.pid());
-        let [peer_median, baseline_median] = alternating_polls(
+        let [measured_peer, base] = alternating_polls(
             [&server, baseline],
+            &Poll::fansly(),
             settings.connections,
             settings.runs,
             settings.duration,
             Duration::from_secs(1),
         )
-        .await;
+        .await?;
+        let (peer_median, baseline_median) = (measured_peer.median, base.median);
         let busy = peers::tree_rss_mib(server.pid());
         peers::stop(server);
         rows.push(row(
@@ -513,18 +652,19 @@ async fn jobs(settings: &Settings) -> anyhow::Result<Vec<Row>> {
     completed_status(&one).await?;
     let many = start_mock(&["--max-storage-bytes", "100000000000"])?;
     completed_status(&many).await?;
+    load::ensure_wrk()?;
     let headers = [("x-api-key", "bench".to_owned())];
     let short = Duration::from_secs(3).min(settings.duration);
     // The same warm-up as the poll runs, so connection buffers and a full journal are counted
     // before the jobs are, not as their cost.
-    let _ = load::run(
+    load::run(
         many.addr,
         STATUS_PATH,
         &headers,
         settings.connections,
         short,
     )
-    .await;
+    .await?;
     let (rss_before, _) = rss_mib(many.pid());
     let client = reqwest::Client::new();
     let remaining = Arc::new(AtomicU64::new(settings.jobs as u64));
@@ -559,12 +699,14 @@ async fn jobs(settings: &Settings) -> anyhow::Result<Vec<Row>> {
     let (rss_after, _) = rss_mib(many.pid());
     let [before, after] = alternating_polls(
         [&one, &many],
+        &Poll::fansly(),
         settings.connections,
         settings.runs,
         short,
         Duration::ZERO,
     )
-    .await;
+    .await?;
+    let (before, after) = (before.median, after.median);
     Ok(vec![
         row(
             format!("{} live jobs: RSS growth", settings.jobs),
