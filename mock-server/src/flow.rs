@@ -332,6 +332,7 @@ pub(crate) fn arrive(
     let (now, window) =
         app.store
             .arrive(provider, key.unwrap_or_default(), session, app.clock.now());
+    ctx.set_now(now);
     Ok(Arrival {
         session: Arc::clone(session),
         now,

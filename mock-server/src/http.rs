@@ -139,6 +139,9 @@ pub(crate) struct RequestCtx<'a> {
     /// What the handler noted for the journal ([`RequestCtx::finish`]): kept here rather than in
     /// the response's extensions, which cost two allocations on every poll.
     note: std::sync::Mutex<journal::Note>,
+    /// The time on the request's session clock, in Unix milliseconds, once a provider route has
+    /// read it (0 before): the answer's `Date` says the same time as its body.
+    now_ms: std::sync::atomic::AtomicU64,
 }
 
 /// The header that gives a test its own jobs, clock, scenario and journal.
@@ -225,6 +228,25 @@ impl<'a> RequestCtx<'a> {
             local,
             session,
             note: std::sync::Mutex::default(),
+            now_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Records the time the request's answer is about, on its session's clock (see `Date`).
+    pub(crate) fn set_now(&self, now: std::time::SystemTime) {
+        let ms = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| {
+                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+            });
+        self.now_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The time [`RequestCtx::set_now`] recorded, if a route did.
+    fn now(&self) -> Option<std::time::SystemTime> {
+        match self.now_ms.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            ms => Some(std::time::UNIX_EPOCH + Duration::from_millis(ms)),
         }
     }
 
@@ -451,6 +473,7 @@ async fn answer_busy(this: &Connection, req: Request<Incoming>) -> Result<Respon
         Routed::Ready(response) => response,
         Routed::Later(work) => work.await,
     };
+    date_on_the_mocks_clock(&mut response, ctx.now().unwrap_or_else(|| app.clock.now()));
     let mut note = ctx.take_note();
     note.fault = note.fault.or_else(|| {
         response
@@ -506,6 +529,41 @@ async fn answer_busy(this: &Connection, req: Request<Incoming>) -> Result<Respon
         });
     }
     answered
+}
+
+/// Sets `Date` to `at`, the mock's time for this answer, where it differs from the wall clock's
+/// second that hyper would write: a client that computes link expiry from `Date` must agree with
+/// the body, which is on the mock's (or the session's) clock. RFC 9110 §6.6.1's format, cached per
+/// thread for the second it names.
+fn date_on_the_mocks_clock(response: &mut Response<Body>, at: std::time::SystemTime) {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(u64, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let second = |time: std::time::SystemTime| {
+        time.duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs())
+    };
+    let at_second = second(at);
+    // The wall clock on purpose: it is what hyper writes when `Date` is left to it.
+    #[allow(clippy::disallowed_methods)]
+    let wall = std::time::SystemTime::now();
+    if at_second == second(wall) {
+        return;
+    }
+    let value = LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match &*last {
+            Some((cached, value)) if *cached == at_second => value.clone(),
+            _ => {
+                let value = HeaderValue::from_str(&httpdate::fmt_http_date(at))
+                    .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"));
+                *last = Some((at_second, value.clone()));
+                value
+            }
+        }
+    });
+    response.headers_mut().insert(header::DATE, value);
 }
 
 /// What a route gives back: the answer at once (a status poll, an error), or the work still to

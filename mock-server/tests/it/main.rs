@@ -6,6 +6,7 @@ mod bad_input;
 mod browser;
 mod cdn;
 mod cli;
+mod date;
 mod events;
 mod fansly;
 mod hostile;
