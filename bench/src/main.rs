@@ -868,7 +868,8 @@ async fn caps() -> anyhow::Result<Vec<Row>> {
     let (rss_before, _) = rss_mib(mock.pid());
     let mut held = Vec::new();
     let filler = format!("x-filler: {}\r\n", "a".repeat(1000));
-    let mut head = String::from("GET /api/fansly/media/upload/1/status HTTP/1.1\r\nhost: bench\r\n");
+    let mut head =
+        String::from("GET /api/fansly/media/upload/1/status HTTP/1.1\r\nhost: bench\r\n");
     while head.len() + filler.len() < 60 * 1024 {
         head.push_str(&filler);
     }

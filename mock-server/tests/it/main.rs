@@ -12,6 +12,7 @@ mod hostile;
 mod hostile_matrix;
 mod journal;
 mod onlyfans;
+mod record;
 mod scenarios;
 mod sessions;
 mod state;
