@@ -12,6 +12,7 @@
 //! - [`client`]: grades a client program against the mock's built-in scenarios.
 //! - [`drift`]: our specs against the providers' own, and live answers against snapshots.
 //! - [`snapshot`]: normalised bodies and their differences.
+//! - [`parity`]: recorded cassettes replayed against a target, answer by answer.
 //! - [`report`]: JUnit, JSON and console output.
 //!
 //! # Example
@@ -31,6 +32,7 @@
 pub mod check;
 pub mod client;
 pub mod drift;
+pub mod parity;
 pub mod report;
 pub mod run;
 pub mod snapshot;

@@ -1,7 +1,8 @@
 //! `conformance`: run the checks against a target, grade a client program, or report drift.
 //!
 //! Exit status: 0 everything passed, 1 a check failed, a rule was not exercised (unless
-//! `--allow-skip`) or drift was found, 2 bad usage or an unreachable target.
+//! `--allow-skip`), drift was found or parity found a difference not accepted, 2 bad usage or
+//! an unreachable target.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -35,6 +36,9 @@ enum Command {
     /// Compare our specs with the providers' own, and (with --base-url) live answers with the
     /// committed snapshots.
     Drift(DriftArgs),
+    /// Send the inputs recorded in cassettes (mock-server --proxy ... --record DIR) to a target
+    /// (an in-process mock replaying them, by default) and compare each answer with the recording.
+    Parity(ParityArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -168,6 +172,37 @@ struct DriftArgs {
     verbose: bool,
 }
 
+#[derive(Debug, Args)]
+struct ParityArgs {
+    /// The directory of cassettes.
+    dir: PathBuf,
+    /// Which provider's cassettes to compare.
+    #[arg(long)]
+    provider: ProviderArg,
+    /// The target's base URL; without it an in-process mock replaying the cassettes is started.
+    /// A mock given here must have been started with `--recordings DIR`.
+    #[arg(long)]
+    base_url: Option<String>,
+    /// The API key.
+    #[arg(long, env = "CONFORMANCE_API_KEY", default_value = "conformance-key")]
+    api_key: String,
+    /// The account in upload paths, for a live target or a recording whose account was redacted.
+    #[arg(long, env = "CONFORMANCE_ACCOUNT")]
+    account: Option<String>,
+    /// Whether the target has the mock's admin API.
+    #[arg(long, value_enum, default_value = "auto")]
+    admin: AdminArg,
+    /// Reviewed differences: `KEY # reason` per line; `DIR/accepted-parity.txt` when it exists.
+    #[arg(long)]
+    accepted: Option<PathBuf>,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Write a JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -189,6 +224,7 @@ fn main() -> ExitCode {
             Command::Run(args) => run(args).await,
             Command::Client(args) => grade(args).await,
             Command::Drift(args) => drift(args).await,
+            Command::Parity(args) => parity(args).await,
         }
     });
     match result {
@@ -276,6 +312,75 @@ async fn has_admin_api(base_url: &str) -> anyhow::Result<bool> {
         .await
         .map_err(|err| anyhow::Error::new(err).context(format!("cannot reach {base_url}")))?;
     Ok(response.status().is_success())
+}
+
+async fn parity(args: ParityArgs) -> anyhow::Result<bool> {
+    let provider = Provider::from(args.provider);
+    let cassettes = conformance::parity::cassettes_in(&args.dir, provider)?;
+    if cassettes.is_empty() {
+        anyhow::bail!(
+            "no {} cassettes in {}: nothing to compare",
+            provider.slug(),
+            args.dir.display()
+        );
+    }
+    let accepted_path = args.accepted.clone().or_else(|| {
+        let default = args.dir.join("accepted-parity.txt");
+        default.exists().then_some(default)
+    });
+    let accepted = match &accepted_path {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            conformance::parity::Accepted::parse(&text)
+                .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?
+        }
+        None => conformance::parity::Accepted::default(),
+    };
+    let target_args = TargetArgs {
+        provider: args.provider,
+        base_url: args.base_url.clone(),
+        api_key: args.api_key.clone(),
+        account: args.account.clone(),
+        admin: args.admin,
+        deadline: Duration::from_secs(120),
+        poll_interval: Duration::from_secs(2),
+    };
+    let (target, _server) = match &args.base_url {
+        Some(_) => target(&target_args).await?,
+        None => {
+            let clock =
+                mock_server::clock::Clock::manual(mock_server::clock::Clock::system().now());
+            let server = MockServer::builder()
+                .clock(clock)
+                .recordings(&args.dir)
+                .start()
+                .await
+                .context("starting the in-process mock with the cassettes")?;
+            let mut target = Target::mock(server.base_url(), provider);
+            target.api_key.clone_from(&args.api_key);
+            if let Some(account) = &args.account {
+                target.account.clone_from(account);
+            }
+            (target, Some(server))
+        }
+    };
+    let results = conformance::parity::parity(&target, &args.dir, &cassettes, &accepted).await?;
+    if let Some(path) = &args.junit {
+        std::fs::write(path, report::parity_junit(&results)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, report::parity_json(&results))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    report::parity_table(&mut std::io::stdout().lock(), &results)?;
+    Ok(results.iter().all(|cassette| {
+        cassette
+            .rows
+            .iter()
+            .all(conformance::parity::Row::is_success)
+    }))
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<bool> {

@@ -286,3 +286,112 @@ fn grade_line(grade: &crate::client::Grade) -> String {
     }
     line
 }
+
+/// The parity table: one line per cassette, endpoint and state, with the cassette's recording
+/// date, then every difference (accepted ones with their reason), then the totals line.
+pub fn parity_table(
+    out: &mut impl Write,
+    results: &[crate::parity::CassetteParity],
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<16} {:<24} {:<8} {:<18} {:>9} {:>7} {:>7} {:>7} {:>7}",
+        "cassette",
+        "recorded",
+        "endpoint",
+        "state",
+        "exchanges",
+        "matches",
+        "differs",
+        "missing",
+        "extra"
+    )?;
+    let (mut passed, mut failed) = (0, 0);
+    for cassette in results {
+        for row in &cassette.rows {
+            writeln!(
+                out,
+                "{:<16} {:<24} {:<8} {:<18} {:>9} {:>7} {:>7} {:>7} {:>7}",
+                cassette.name,
+                cassette.recorded_at,
+                row.endpoint,
+                row.state,
+                row.exchanges,
+                row.counts.matches,
+                row.counts.differs,
+                row.counts.missing,
+                row.counts.extra
+            )?;
+            if row.is_success() {
+                passed += 1;
+            } else {
+                failed += 1;
+            }
+        }
+    }
+    for cassette in results {
+        for row in &cassette.rows {
+            for finding in &row.findings {
+                match &finding.accepted {
+                    None => writeln!(
+                        out,
+                        "  DIFFERS {} ({}): {}",
+                        cassette.name, finding.at, finding.key
+                    )?,
+                    Some(reason) => writeln!(
+                        out,
+                        "  accepted {} ({}): {} # {reason}",
+                        cassette.name, finding.at, finding.key
+                    )?,
+                }
+            }
+        }
+    }
+    writeln!(out, "{passed} passed, {failed} failed")
+}
+
+/// Parity as JUnit XML: a suite per cassette (`parity <cassette>`), a test case per endpoint and
+/// state (`status active`), failing with its unaccepted differences; the recording date is a
+/// property, so names stay the same from run to run.
+pub fn parity_junit(
+    results: &[crate::parity::CassetteParity],
+) -> Result<String, quick_junit::SerializeError> {
+    let mut report = quick_junit::Report::new("conformance");
+    for cassette in results {
+        let mut suite = TestSuite::new(format!("parity {}", cassette.name));
+        suite.add_property(quick_junit::Property::new(
+            "recorded_at",
+            cassette.recorded_at.as_str(),
+        ));
+        let class_name = format!("conformance.parity.{}", cassette.name);
+        for row in &cassette.rows {
+            let unaccepted: Vec<String> = row
+                .findings
+                .iter()
+                .filter(|finding| finding.accepted.is_none())
+                .map(|finding| format!("{} ({})", finding.key, finding.at))
+                .collect();
+            let status = if unaccepted.is_empty() {
+                TestCaseStatus::success()
+            } else {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                status
+                    .set_message(unaccepted.first().cloned().unwrap_or_default())
+                    .set_description(unaccepted.join("\n"));
+                status
+            };
+            let mut case = TestCase::new(format!("{} {}", row.endpoint, row.state), status);
+            case.set_classname(class_name.as_str())
+                .set_assertions(row.exchanges);
+            suite.add_test_case(case);
+        }
+        report.add_test_suite(suite);
+    }
+    report.to_string()
+}
+
+/// Parity as one JSON document: `{"cassettes": [{"name", "recorded_at", "rows": [...]}]}`.
+pub fn parity_json(results: &[crate::parity::CassetteParity]) -> String {
+    serde_json::to_string_pretty(&serde_json::json!({ "cassettes": results }))
+        .unwrap_or_else(|err| format!("{{\"error\": \"{err}\"}}"))
+}

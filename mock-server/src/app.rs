@@ -57,6 +57,8 @@ pub(crate) struct App {
     pub(crate) connection: crate::ConnectionLimits,
     /// The bearer token every admin request needs; without one, only loopback clients may use it.
     pub(crate) admin_token: Option<String>,
+    /// Proxy mode (`--proxy`): the providers forwarded upstream, and the recorder.
+    pub(crate) proxy: Option<Arc<crate::record::Proxy>>,
 }
 
 /// `X-RateLimit-*` values as header values, built once: cloning one shares its bytes, where
@@ -116,11 +118,19 @@ impl App {
 #[derive(Debug)]
 pub(crate) struct Scenarios {
     default: Arc<Scenario>,
+    /// The cassettes of `--recordings DIR`, by file stem, loaded at start-up.
+    recordings: std::collections::BTreeMap<String, Arc<Scenario>>,
 }
 
 impl Scenarios {
-    pub(crate) fn new(default: Arc<Scenario>) -> Self {
-        Self { default }
+    pub(crate) fn new(
+        default: Arc<Scenario>,
+        recordings: std::collections::BTreeMap<String, Arc<Scenario>>,
+    ) -> Self {
+        Self {
+            default,
+            recordings,
+        }
     }
 
     /// The scenario uploads follow when nothing else chose one (`--scenario`, else `happy`).
@@ -128,11 +138,15 @@ impl Scenarios {
         Arc::clone(&self.default)
     }
 
-    /// A scenario by name: the startup default's own name (a scenario file's), or a built-in.
-    /// Never a path: a request header must not make the server read files.
+    /// A scenario by name: the startup default's own name (a scenario file's), a cassette of
+    /// `--recordings`, or a built-in. Never a path: a request header must not make the server
+    /// read files.
     pub(crate) fn by_name(&self, name: &str) -> Result<Arc<Scenario>, ScenarioError> {
         if self.default.name == name {
             return Ok(Arc::clone(&self.default));
+        }
+        if let Some(recording) = self.recordings.get(name) {
+            return Ok(Arc::clone(recording));
         }
         if scenario::BUILT_IN
             .iter()

@@ -109,7 +109,7 @@ pub(crate) static SCENARIO_HEADER: header::HeaderName =
 
 /// The request body as a stream of chunks; a wait longer than `idle` for the next chunk ends it
 /// with a `TimedOut` error (a stalled body is refused with 408, not held open forever).
-fn body_stream(
+pub(crate) fn body_stream(
     body: Incoming,
     idle: Duration,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
@@ -153,20 +153,36 @@ pub(crate) async fn read_form(
         .headers()
         .get(header::CONTENT_TYPE)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-    // OnlyFansAPI (Laravel) merges a JSON body into its input; Fansly takes multipart only.
-    if provider == crate::Provider::OnlyFans && content_type.as_deref().is_some_and(is_json) {
-        let timeout = app.limits.body_timeout;
-        return json_form(body_stream(req.into_body(), timeout), timeout).await;
-    }
-    let boundary = upload::boundary(content_type.as_deref())?;
-    upload::read_form(
-        body_stream(req.into_body(), app.limits.body_timeout),
-        boundary,
-        file_field,
+    let chunks = body_stream(req.into_body(), app.limits.body_timeout);
+    read_body_form(
         app.limits.clone(),
         &app.storage_dir,
+        provider,
+        content_type.as_deref(),
+        chunks,
+        file_field,
     )
     .await
+}
+
+/// Reads an upload form from its body's chunks, as [`read_form`] does once the head is checked:
+/// the recording proxy reads the copy of a body it forwards with this, so a recorded upload's
+/// shape is what the mock itself would have read.
+pub(crate) async fn read_body_form(
+    limits: crate::upload::Limits,
+    storage_dir: &std::path::Path,
+    provider: crate::Provider,
+    content_type: Option<&str>,
+    chunks: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    file_field: &'static str,
+) -> Result<Form, UploadError> {
+    // OnlyFansAPI (Laravel) merges a JSON body into its input; Fansly takes multipart only.
+    if provider == crate::Provider::OnlyFans && content_type.is_some_and(is_json) {
+        let timeout = limits.body_timeout;
+        return json_form(chunks, timeout).await;
+    }
+    let boundary = upload::boundary(content_type)?;
+    upload::read_form(chunks, boundary, file_field, limits, storage_dir).await
 }
 
 /// The largest JSON upload body read: a `file_url` and two flags fit many times over.

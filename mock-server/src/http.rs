@@ -633,13 +633,26 @@ fn handle<'a>(
             let rest = rest.to_vec();
             Routed::later(async move { cdn::serve(app, &req, &rest).await })
         }
+        ["api", "fansly", ..] if is_proxied(app, provider::Provider::Fansly) => Routed::later(
+            crate::record::forward(app, ctx, req, provider::Provider::Fansly),
+        ),
         ["api", "fansly", rest @ ..] => provider::fansly::route(app, ctx, req, rest),
+        ["api", ..] if is_proxied(app, provider::Provider::OnlyFans) => Routed::later(
+            crate::record::forward(app, ctx, req, provider::Provider::OnlyFans),
+        ),
         ["api", rest @ ..] => provider::onlyfans::route(app, ctx, req, rest),
         _ => Routed::Ready(json(
             StatusCode::NOT_FOUND,
             &serde_json::json!({"error": format!("no route for {} {path}", req.method())}),
         )),
     }
+}
+
+/// Whether `provider`'s routes are forwarded upstream (`--proxy`) rather than answered here.
+fn is_proxied(app: &App, provider: provider::Provider) -> bool {
+    app.proxy
+        .as_ref()
+        .is_some_and(|proxy| proxy.upstream(provider).is_some())
 }
 
 /// A fault the provider chose for this response, carried out here where the connection is.

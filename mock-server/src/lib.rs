@@ -16,6 +16,8 @@
 //! - [`spec`]: the OpenAPI documents of `specs/`, and response validation against them.
 //! - `provider::{fansly, onlyfans}`: routes, wire types and error envelopes of each API.
 //! - [`webhook`]: OnlyFans upload webhooks, signed and retried.
+//! - [`cassette`]: recorded upload jobs (`--proxy ... --record`) and the scenarios that replay
+//!   them; `record` is the proxy that writes them.
 //! - `http`, `cdn`, `admin`, `store`, `upload`, `journal`: hyper glue, the link-serving CDN, the `/__admin/`
 //!   API, shared state, multipart streaming to disk, and the request journal.
 //! - `events`, `ui`: the stream of state changes (`/__admin/events`) and the QA dashboard
@@ -37,6 +39,7 @@
 //! # }
 //! ```
 
+pub mod cassette;
 pub mod clock;
 pub mod fixture;
 pub mod job;
@@ -57,6 +60,7 @@ mod http;
 mod journal;
 mod persist;
 mod provider;
+mod record;
 mod store;
 mod ui;
 mod upload;
@@ -72,6 +76,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::fixture::Fixtures;
 pub use crate::provider::Provider;
+pub use crate::record::ProxyError;
 use crate::scenario::{Rules, Scenario};
 use crate::signing::SigningKey;
 use crate::webhook::WebhookConfig;
@@ -107,6 +112,12 @@ pub enum StartError {
     /// The state directory cannot be read or written.
     #[error(transparent)]
     State(#[from] persist::PersistError),
+    /// Proxy mode could not start (the recording directory, the HTTP client).
+    #[error(transparent)]
+    Proxy(#[from] record::ProxyError),
+    /// A file in the recordings directory is not a cassette.
+    #[error(transparent)]
+    Recordings(#[from] cassette::CassetteError),
 }
 
 /// Configures a [`MockServer`]; every setting has a default that works offline.
@@ -134,6 +145,8 @@ pub struct Builder {
     state_dir: Option<PathBuf>,
     max_storage_bytes: u64,
     idle_expiry: Duration,
+    proxy: record::ProxyConfig,
+    recordings: Option<PathBuf>,
 }
 
 /// Per-connection protections against slow and greedy clients.
@@ -185,6 +198,8 @@ impl Default for Builder {
             state_dir: None,
             max_storage_bytes: 10 * 1024 * 1024 * 1024,
             idle_expiry: Duration::from_secs(24 * 3600),
+            proxy: record::ProxyConfig::default(),
+            recordings: None,
         }
     }
 }
@@ -352,6 +367,44 @@ impl Builder {
         self
     }
 
+    /// Forwards `provider`'s routes to `origin` (`https://v1.apifansly.com`) instead of answering
+    /// them: how a user with keys brings the live API's answers back as cassettes ([`Builder::record`]).
+    /// The CDN and `/__admin/` stay the mock's own.
+    pub fn proxy(mut self, provider: Provider, origin: impl Into<String>) -> Self {
+        let origin = origin.into().trim_end_matches('/').to_owned();
+        self.proxy.upstreams.retain(|(known, _)| *known != provider);
+        self.proxy.upstreams.push((provider, origin));
+        self
+    }
+
+    /// Writes one cassette per upload job forwarded by [`Builder::proxy`] into `dir`
+    /// (`fixtures/cassettes/README.md` has the format).
+    pub fn record(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.proxy.record = Some(dir.into());
+        self
+    }
+
+    /// Keeps each recorded upload's bytes beside its cassette; off by default, since a user's
+    /// media may be private and are rarely needed to replay a job.
+    pub fn record_media(mut self, record: bool) -> Self {
+        self.proxy.record_media = record;
+        self
+    }
+
+    /// A value never written into a cassette (an account id, a user name); API keys and
+    /// signed-URL parameters are redacted without being listed.
+    pub fn redact(mut self, value: impl Into<String>) -> Self {
+        self.proxy.redact.push(value.into());
+        self
+    }
+
+    /// Cassettes an upload may name with `X-Mock-Scenario: <file stem>`; each is read now, so a
+    /// bad one fails start-up.
+    pub fn recordings(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.recordings = Some(dir.into());
+        self
+    }
+
     /// Binds and starts serving on the current tokio runtime.
     pub async fn start(self) -> Result<MockServer, StartError> {
         let listener = tokio::net::TcpListener::bind(self.bind)
@@ -426,6 +479,15 @@ impl Builder {
         .with_idle_expiry(self.idle_expiry)
         .with_events(events.clone());
         let fixtures = self.fixtures.unwrap_or_else(Fixtures::embedded);
+        let recordings = match &self.recordings {
+            Some(dir) => cassette::scenarios_in(dir)?,
+            None => std::collections::BTreeMap::new(),
+        };
+        let proxy = if self.proxy.upstreams.is_empty() {
+            None
+        } else {
+            Some(Arc::new(record::Proxy::new(self.proxy)?))
+        };
         let app = Arc::new(app::App {
             clock: self.clock.clone(),
             fansly_headers: app::FanslyHeaders::new(&fixtures.fansly),
@@ -433,7 +495,7 @@ impl Builder {
             key,
             store,
             seed,
-            scenarios: app::Scenarios::new(default_scenario),
+            scenarios: app::Scenarios::new(default_scenario, recordings),
             journal: journal::Journal::new(self.journal_capacity).with_events(events.clone()),
             events,
             enforce_rate_limits: self.enforce_rate_limits,
@@ -459,6 +521,7 @@ impl Builder {
             public_url: self.public_url,
             media_root: self.media_root,
             file_url_hosts: self.file_url_hosts,
+            proxy,
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         if let Some(config) = app.webhook.clone() {

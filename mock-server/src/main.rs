@@ -11,7 +11,7 @@ use mock_server::fixture::Fixtures;
 use mock_server::scenario::{Rules, Scenario};
 use mock_server::signing::SigningKey;
 use mock_server::webhook::WebhookConfig;
-use mock_server::{DEFAULT_KEY_PAIR_ID, DEFAULT_MAX_UPLOAD_BYTES, MockServer};
+use mock_server::{DEFAULT_KEY_PAIR_ID, DEFAULT_MAX_UPLOAD_BYTES, MockServer, Provider};
 
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -166,6 +166,56 @@ struct Args {
     /// Keep sessions, jobs, the manual clock and media here, and restore them on start.
     #[arg(long, env = "MOCK_STATE_DIR")]
     state_dir: Option<PathBuf>,
+
+    /// Forward a provider's routes to a real API instead of answering them, as
+    /// `fansly=<origin>` or `onlyfans=<origin>` (repeatable; comma-separated in the env var).
+    #[arg(long = "proxy", env = "MOCK_PROXY", value_delimiter = ',', value_parser = parse_proxy)]
+    proxies: Vec<(Provider, String)>,
+
+    /// Write one cassette per upload job forwarded by --proxy into this directory.
+    #[arg(long, env = "MOCK_RECORD")]
+    record: Option<PathBuf>,
+
+    /// Keep each recorded upload's bytes beside its cassette (`<name>.media`).
+    #[arg(long, env = "MOCK_RECORD_MEDIA")]
+    record_media: bool,
+
+    /// A value never written into a cassette, e.g. an account id (repeatable; comma-separated in
+    /// the env var). API keys and link signatures are always redacted.
+    #[arg(
+        long = "redact",
+        env = "MOCK_REDACT",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    redact: Vec<String>,
+
+    /// Cassettes (`*.json`) that uploads may replay with `X-Mock-Scenario: <file stem>`.
+    #[arg(long, env = "MOCK_RECORDINGS")]
+    recordings: Option<PathBuf>,
+}
+
+/// `fansly=https://v1.apifansly.com` → the provider and its origin.
+fn parse_proxy(text: &str) -> Result<(Provider, String), String> {
+    let (name, origin) = text
+        .split_once('=')
+        .ok_or_else(|| format!("--proxy {text:?} is not PROVIDER=ORIGIN"))?;
+    let provider = match name.trim() {
+        "fansly" => Provider::Fansly,
+        "onlyfans" => Provider::OnlyFans,
+        other => {
+            return Err(format!(
+                "--proxy provider {other:?} is neither fansly nor onlyfans"
+            ));
+        }
+    };
+    let origin = origin.trim();
+    if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+        return Err(format!(
+            "--proxy origin {origin:?} is not an http:// or https:// URL"
+        ));
+    }
+    Ok((provider, origin.to_owned()))
 }
 
 /// Threads for blocking work (writing and hashing upload batches, probing files). Each task is
@@ -317,6 +367,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(dir) = args.state_dir {
         builder = builder.state_dir(dir);
+    }
+    if args.record.is_some() && args.proxies.is_empty() {
+        bail!(
+            "--record records what --proxy forwards: give --proxy fansly=<origin> or onlyfans=<origin>"
+        );
+    }
+    for (provider, origin) in args.proxies {
+        tracing::info!(provider = provider.slug(), %origin, "forwarding upstream");
+        builder = builder.proxy(provider, origin);
+    }
+    if let Some(dir) = args.record {
+        tracing::info!(dir = %dir.display(), media = args.record_media, "recording cassettes");
+        builder = builder.record(dir).record_media(args.record_media);
+    }
+    for value in args.redact.into_iter().filter(|value| !value.is_empty()) {
+        builder = builder.redact(value);
+    }
+    if let Some(dir) = args.recordings {
+        builder = builder.recordings(dir);
     }
     let server = builder
         .start()

@@ -319,6 +319,9 @@ pub enum ScenarioError {
         /// What is wrong.
         problem: &'static str,
     },
+    /// A `.json` scenario file is a cassette, and this one is not valid.
+    #[error(transparent)]
+    Cassette(#[from] crate::cassette::CassetteError),
     /// Neither a built-in name nor a readable file.
     #[error("unknown scenario {name:?}; built-in: {}", known.join(", "))]
     Unknown {
@@ -344,7 +347,7 @@ impl Scenario {
         let path = Path::new(name_or_path);
         if path
             .extension()
-            .is_some_and(|ext| ext == "yaml" || ext == "yml")
+            .is_some_and(|ext| ext == "yaml" || ext == "yml" || ext == "json")
             || path.exists()
         {
             return Self::from_file(path).map(Arc::new);
@@ -355,8 +358,16 @@ impl Scenario {
         })
     }
 
-    /// Reads a scenario file; its name is the file stem.
+    /// Reads a scenario file, or a cassette (`.json`) as the scenario that replays it; its name is
+    /// the file stem.
     pub fn from_file(path: &Path) -> Result<Self, ScenarioError> {
+        if path.extension().is_some_and(|ext| ext == "json") {
+            let name = path.file_stem().map_or_else(
+                || "cassette".to_owned(),
+                |stem| stem.to_string_lossy().into_owned(),
+            );
+            return Ok(crate::cassette::Cassette::from_file(path)?.scenario(&name));
+        }
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
             path: path.to_owned(),
             source,

@@ -7,6 +7,7 @@ mod client;
 mod drift;
 mod mock;
 mod negative;
+mod parity;
 mod props;
 mod snapshots;
 mod support;

@@ -50,6 +50,19 @@ pub(crate) fn overloaded(app: &crate::app::App, path: &str) -> http::Response<cr
     response
 }
 
+/// A status answered on the upstream's behalf by a recording proxy (502 when the upstream could
+/// not be reached), in `provider`'s own error shape.
+pub(crate) fn upstream_failed(
+    app: &crate::app::App,
+    provider: Provider,
+    status: u16,
+) -> http::Response<crate::http::Body> {
+    match provider {
+        Provider::Fansly => fansly::upstream_failed(app, status),
+        Provider::OnlyFans => onlyfans::upstream_failed(status),
+    }
+}
+
 /// Whether `presented` is an accepted API key: any non-empty key when none are configured.
 pub(crate) fn is_key_accepted(accepted: &[String], presented: Option<&str>) -> bool {
     match presented {

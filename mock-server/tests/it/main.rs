@@ -13,6 +13,7 @@ mod hostile;
 mod hostile_matrix;
 mod journal;
 mod onlyfans;
+mod record;
 mod scenarios;
 mod sessions;
 mod state;

@@ -69,6 +69,16 @@ pub(crate) fn overloaded(app: &App) -> Response<Body> {
     .into_response(iso_millis(app.clock.now()))
 }
 
+/// A status the mock answers on the upstream's behalf (a recording proxy that could not reach
+/// it: 502), in Fansly's envelope.
+pub(crate) fn upstream_failed(app: &App, status: u16) -> Response<Body> {
+    ApiError::Injected {
+        status,
+        retry_after: None,
+    }
+    .into_response(iso_millis(app.clock.now()))
+}
+
 // Header names parsed once, not on every request.
 static API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");

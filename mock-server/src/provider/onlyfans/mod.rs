@@ -52,6 +52,16 @@ pub(crate) fn overloaded() -> Response<Body> {
     .into_response()
 }
 
+/// A status the mock answers on the upstream's behalf (a recording proxy that could not reach
+/// it: 502), in OnlyFansAPI's shape.
+pub(crate) fn upstream_failed(status: u16) -> Response<Body> {
+    ApiError::Injected {
+        status,
+        retry_after: None,
+    }
+    .into_response()
+}
+
 /// Answers everything under `/api/` that is not Fansly's: a poll at once, an upload once its body
 /// is read.
 pub(crate) fn route<'a>(
