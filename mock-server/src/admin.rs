@@ -379,6 +379,7 @@ fn scenarios(app: &App) -> Response<Body> {
     let mut rows: Vec<ScenarioBody> = crate::scenario::BUILT_IN
         .iter()
         .filter_map(|(name, _)| app.scenarios.by_name(name).ok())
+        .chain(app.scenarios.recordings().cloned())
         .map(|scenario| ScenarioBody {
             is_default: scenario.name == default.name,
             name: scenario.name.clone(),

@@ -133,6 +133,11 @@ impl Scenarios {
         }
     }
 
+    /// The cassettes of `--recordings`, in name order.
+    pub(crate) fn recordings(&self) -> impl Iterator<Item = &Arc<Scenario>> {
+        self.recordings.values()
+    }
+
     /// The scenario uploads follow when nothing else chose one (`--scenario`, else `happy`).
     pub(crate) fn startup_default(&self) -> Arc<Scenario> {
         Arc::clone(&self.default)

@@ -472,17 +472,18 @@ impl Builder {
         let default_scenario = self.scenario.unwrap_or_else(Scenario::happy);
         let quota = upload::Quota::new(self.max_storage_bytes);
         let events = events::Events::default();
+        let recordings = match &self.recordings {
+            Some(dir) => cassette::scenarios_in(dir)?,
+            None => std::collections::BTreeMap::new(),
+        };
+        let scenarios = app::Scenarios::new(default_scenario, recordings);
         let store = match &self.state_dir {
-            Some(dir) => restore(dir, nonce, &self.clock, &default_scenario, &quota)?,
+            Some(dir) => restore(dir, nonce, &self.clock, &scenarios, &quota)?,
             None => store::Store::new(nonce),
         }
         .with_idle_expiry(self.idle_expiry)
         .with_events(events.clone());
         let fixtures = self.fixtures.unwrap_or_else(Fixtures::embedded);
-        let recordings = match &self.recordings {
-            Some(dir) => cassette::scenarios_in(dir)?,
-            None => std::collections::BTreeMap::new(),
-        };
         let proxy = if self.proxy.upstreams.is_empty() {
             None
         } else {
@@ -495,7 +496,7 @@ impl Builder {
             key,
             store,
             seed,
-            scenarios: app::Scenarios::new(default_scenario, recordings),
+            scenarios,
             journal: journal::Journal::new(self.journal_capacity).with_events(events.clone()),
             events,
             enforce_rate_limits: self.enforce_rate_limits,
@@ -545,17 +546,17 @@ fn restore(
     dir: &Path,
     nonce: [u8; 16],
     clock: &Clock,
-    default_scenario: &Arc<Scenario>,
+    scenarios: &app::Scenarios,
     quota: &Arc<upload::Quota>,
 ) -> Result<store::Store, StartError> {
     let records = persist::read(dir)?;
     let n_records = records.len();
+    // By the names requests may use (the startup default's, a recording's, a built-in's); a name
+    // that no longer resolves (a scenario file since renamed) falls back to the startup default.
     let resolve = |name: &str| {
-        if name == default_scenario.name {
-            Arc::clone(default_scenario)
-        } else {
-            Scenario::resolve(name).unwrap_or_else(|_| Arc::clone(default_scenario))
-        }
+        scenarios
+            .by_name(name)
+            .unwrap_or_else(|_| scenarios.startup_default())
     };
     let media_dir = persist::media_dir(dir);
     let lost_media = std::cell::Cell::new((0, 0));

@@ -14,7 +14,10 @@ fn http_date(unix: u64) -> String {
 #[tokio::test]
 async fn date_follows_the_manual_clock_and_each_sessions_own() {
     let server = spawn_server().await;
-    let form = Form::new().part("file", file_part(sample("sample.jpg"), "a.jpg", "image/jpeg"));
+    let form = Form::new().part(
+        "file",
+        file_part(sample("sample.jpg"), "a.jpg", "image/jpeg"),
+    );
     let upload = server.fansly_upload("acct", form).await;
     assert_eq!(
         upload.headers["date"].to_str().unwrap(),

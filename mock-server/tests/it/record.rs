@@ -361,10 +361,36 @@ async fn record_through_a_proxy_then_replay_the_same_lifecycle() {
     assert_eq!(n_files, names.len());
 
     // Replay: a third mock plays each cassette at the recorded times and poll numbers.
-    let mut replayer = binary();
-    manual(&mut replayer);
-    replayer.arg("--recordings").arg(&recordings);
-    let (replayer, _banner) = start_binary(replayer);
+    let state = dir.path().join("replayer-state");
+    let replayer_command = || {
+        let mut replayer = binary();
+        manual(&mut replayer);
+        replayer
+            .arg("--recordings")
+            .arg(&recordings)
+            .arg("--state-dir")
+            .arg(&state);
+        replayer
+    };
+    let (replayer, _banner) = start_binary(replayer_command());
+    let listed: Value = client
+        .get(format!("{}/__admin/scenarios", replayer.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for name in &names {
+        assert!(
+            listed["scenarios"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|scenario| scenario["name"] == *name),
+            "{name} is not listed in /__admin/scenarios: {listed}"
+        );
+    }
     for ((name, job), seen) in names.iter().zip(&jobs).zip(&live_seen) {
         if seen.is_empty() {
             continue;
@@ -391,6 +417,36 @@ async fn record_through_a_proxy_then_replay_the_same_lifecycle() {
         .await;
         assert_eq!(&replayed, seen, "replay of {name}");
     }
+    // A replaying job keeps its cassette across a restart (killed, then started on its state).
+    let scenarios_of = |jobs: &Value| -> BTreeSet<String> {
+        jobs["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|job| job["scenario"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let jobs_url = format!("{}/__admin/jobs", replayer.base);
+    let before: Value = client
+        .get(&jobs_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    drop(replayer);
+    let (replayer, _banner) = start_binary(replayer_command());
+    let after: Value = client
+        .get(format!("{}/__admin/jobs", replayer.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!scenarios_of(&before).is_empty());
+    assert_eq!(scenarios_of(&after), scenarios_of(&before), "{after}");
     drop(replayer);
     drop::<Running>(live);
 }
