@@ -5,7 +5,8 @@ use std::time::Duration;
 use reqwest::multipart::Form;
 use serde_json::Value;
 
-use crate::support::{TestServer, file_part, sample, sha256, spawn_server};
+use crate::support::{TestServer, file_part, follow_link, sample, sha256, spawn_server};
+use mock_server::spec::Document;
 
 /// Every signed link in a completed result: the media's own, then each variant's.
 fn links(result: &Value) -> Vec<String> {
@@ -328,4 +329,29 @@ async fn a_large_upload_closes_its_connection_and_a_small_one_keeps_it() {
         .find(|job| job["size"] == large.len())
         .unwrap_or_else(|| panic!("no job of {} bytes in {jobs:?}", large.len()));
     assert_eq!(listed["sha256"], sha256(&large));
+}
+
+/// Issue 18: stateful tools follow the spec's link from the upload answer to its status; it must
+/// name the job the upload queued.
+#[tokio::test]
+async fn upload_answer_links_to_the_status_of_its_job() {
+    let server = spawn_server().await;
+    let form = Form::new().part(
+        "file",
+        file_part(sample("sample.png"), "a.png", "image/png"),
+    );
+    let upload = server.fansly_upload("86540", form).await;
+    let parameters = follow_link(
+        Document::Fansly,
+        ("POST", "/api/fansly/{accountId}/media/upload", "201"),
+        "GetUploadStatus",
+        &[("accountId", "86540")],
+        &upload.body,
+    );
+    assert_eq!(parameters, [("jobId".to_owned(), "1".to_owned())]);
+    server.advance(Duration::from_secs(5)).await;
+    let status = server.fansly_status(&parameters[0].1).await;
+    assert_eq!(status.status, 200);
+    assert_eq!(status.body["data"]["jobId"], "1");
+    assert_eq!(status.body["data"]["state"], "completed");
 }

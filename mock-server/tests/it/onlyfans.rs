@@ -6,7 +6,9 @@ use std::time::Duration;
 use reqwest::multipart::Form;
 use serde_json::Value;
 
-use crate::support::{Reply, TestServer, file_part, sample, sha256, spawn_server, spawn_with};
+use crate::support::{
+    Reply, TestServer, file_part, follow_link, sample, sha256, spawn_server, spawn_with,
+};
 use mock_server::spec::Document;
 
 const ACCOUNT: &str = "acct_XXXXXXXXXXXXXXX";
@@ -447,4 +449,40 @@ async fn an_upload_is_only_visible_under_its_own_account() {
     let other = server.onlyfans_status("acct_OTHER", upload_id).await;
     assert_eq!(other.status, 404);
     assert_eq!(server.onlyfans_status(ACCOUNT, upload_id).await.status, 200);
+}
+
+/// Issue 18: stateful tools follow the spec's link from each upload answer to the upload's status,
+/// under the account it was uploaded to; async CDN and vault uploads and a sync CDN upload.
+#[tokio::test]
+async fn upload_answers_link_to_the_status_of_their_upload() {
+    let server = spawn_server().await;
+    for (endpoint, is_async) in [("upload", true), ("vault", true), ("upload", false)] {
+        let form = Form::new()
+            .part(
+                "file",
+                file_part(sample("sample.png"), "a.png", "image/png"),
+            )
+            .text("async", is_async.to_string());
+        let upload = server.onlyfans_upload(ACCOUNT, endpoint, form).await;
+        let path = format!("/api/{{account}}/media/{endpoint}");
+        let parameters = follow_link(
+            Document::OnlyFans,
+            ("POST", &path, "200"),
+            "GetUploadStatus",
+            &[("account", ACCOUNT)],
+            &upload.body,
+        );
+        let upload_id = upload.body["prefixed_id"].as_str().unwrap();
+        assert_eq!(
+            parameters,
+            [
+                ("account".to_owned(), ACCOUNT.to_owned()),
+                ("upload".to_owned(), upload_id.to_owned())
+            ],
+            "{endpoint} async={is_async}"
+        );
+        let (done, _) = poll_to_end(&server, &parameters[1].1).await;
+        assert_eq!(done["status"], "completed", "{endpoint} async={is_async}");
+        assert_eq!(done["prefixed_id"], upload_id);
+    }
 }
