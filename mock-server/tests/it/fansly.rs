@@ -355,3 +355,32 @@ async fn upload_answer_links_to_the_status_of_its_job() {
     assert_eq!(status.body["data"]["jobId"], "1");
     assert_eq!(status.body["data"]["state"], "completed");
 }
+
+/// Issue 18: `formInputs` is sent as the spec says, its example serialized by the multipart
+/// `encoding` (one part of JSON text, `Content-Type: application/json`), and accepted; generated
+/// requests that follow the spec are therefore valid.
+#[tokio::test]
+async fn form_inputs_as_the_spec_encodes_them_are_accepted() {
+    let server = spawn_server().await;
+    let spec = mock_server::spec::Spec::load(Document::Fansly).unwrap();
+    let media = &spec.root()["paths"]["/api/fansly/{accountId}/media/upload"]["post"]["requestBody"]
+        ["content"]["multipart/form-data"];
+    let content_type = media["encoding"]["formInputs"]["contentType"]
+        .as_str()
+        .unwrap();
+    assert_eq!(content_type, "application/json");
+    let example = &media["schema"]["properties"]["formInputs"]["example"];
+    assert!(example.is_array(), "{example}");
+    let form = Form::new()
+        .part(
+            "file",
+            file_part(sample("sample.png"), "a.png", "image/png"),
+        )
+        .part(
+            "formInputs",
+            reqwest::multipart::Part::text(example.to_string())
+                .mime_str(content_type)
+                .unwrap(),
+        );
+    assert_eq!(server.fansly_upload("86540", form).await.status, 201);
+}
