@@ -182,6 +182,14 @@ async fn upload(
         fault,
         ..
     } = plan;
+    // Laravel's ConvertEmptyStringsToNull makes an empty `file_url` null. Presence rules
+    // (`required_without`, `prohibits`) then read it as absent, but the field is still present, so
+    // its own URL rule runs on the null and fails: the provider's OpenAPI does not mark `file_url`
+    // nullable (its SDKs type it `str` where nullable fields are `Optional`). Alone, the missing
+    // file is what a client needs to hear first.
+    if form.file.is_some() && form.field("file_url") == Some("") {
+        return Err(ApiError::BadUrl);
+    }
     let file_url = form
         .field("file_url")
         .filter(|url| !url.is_empty())
