@@ -287,6 +287,13 @@ async fn onlyfans_refuses_each_bad_upload_with_laravel_shapes() {
             status: 422,
             message: "The async field must be true or false.",
         },
+        // Issue 18: an empty async is null to Laravel, which its boolean rule refuses.
+        Case {
+            name: "async empty",
+            raw: Raw::multipart(&form_with_file(&[("async", "")])),
+            status: 422,
+            message: "The async field must be true or false.",
+        },
         Case {
             name: "file_url not a URL",
             raw: Raw::multipart(&form_with_field("file_url", "not a url")),

@@ -388,6 +388,37 @@ async fn file_url_can_come_as_a_json_body() {
     assert_eq!(refused.status, 422, "{}", refused.body);
 }
 
+/// Issue 18: a JSON `null` is what Laravel makes of an empty form field, present and null: the
+/// field's own rule refuses it, as it refuses an empty one, where the mock dropped it as absent.
+#[tokio::test]
+async fn a_json_null_is_refused_as_an_empty_field_is() {
+    let server = spawn_server().await;
+    let path = mock_server::fixture::repo_media_dir().join("sample.gif");
+    let url = format!("file://{}", path.display());
+    for (field, message) in [
+        ("async", "The async field must be true or false."),
+        ("type", "The selected type is invalid."),
+    ] {
+        let mut body = serde_json::json!({ "file_url": url });
+        body[field] = Value::Null;
+        let response = server
+            .http
+            .post(server.url(&format!("/api/{ACCOUNT}/media/upload")))
+            .bearer_auth("k")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let refused = Reply::checked(response, "POST", Document::OnlyFans).await;
+        assert_eq!(refused.status, 422, "{field}: {}", refused.body);
+        assert_eq!(
+            refused.body["errors"][field][0], message,
+            "{}",
+            refused.body
+        );
+    }
+}
+
 #[tokio::test]
 async fn file_url_reads_fixture_media_by_file_scheme() {
     let server = spawn_server().await;

@@ -145,11 +145,14 @@ fn refuse(key: Option<&str>) -> ApiError {
     ApiError::Unauthorized
 }
 
-/// Laravel's `boolean` rule.
+/// `async` as the provider documents it (`true`/`false`) and as Laravel's `boolean` rule reads a
+/// form (`1`/`0`). An empty one is refused: Laravel's ConvertEmptyStringsToNull makes it null, which
+/// the rule refuses unless `nullable`, and the provider's SDKs type `async` as `bool`, not
+/// `Optional[bool]`.
 fn parse_bool(value: &str) -> Option<bool> {
     match value {
         "true" | "1" => Some(true),
-        "false" | "0" | "" => Some(false),
+        "false" | "0" => Some(false),
         _ => None,
     }
 }
@@ -664,5 +667,6 @@ mod tests {
         assert_eq!(parse_bool("1"), Some(true));
         assert_eq!(parse_bool("false"), Some(false));
         assert_eq!(parse_bool("yes"), None);
+        assert_eq!(parse_bool(""), None);
     }
 }
