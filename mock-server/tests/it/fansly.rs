@@ -26,6 +26,8 @@ fn links(result: &Value) -> Vec<String> {
 }
 
 struct Expect {
+    /// The name Fansly writes: the uploaded stem with its own extension.
+    filename: &'static str,
     mimetype: &'static str,
     kind: u64,
     width: u64,
@@ -81,7 +83,7 @@ async fn full_lifecycle(server: &TestServer, name: &str, expect: Expect) -> Valu
     assert_eq!(result["accountMedia"][0]["accountId"], "86540000000000000");
     assert_eq!(media["mimetype"], expect.mimetype);
     assert_eq!(media["type"], expect.kind);
-    assert_eq!(media["filename"], name);
+    assert_eq!(media["filename"], expect.filename);
     assert_eq!(
         (
             media["width"].as_u64().unwrap(),
@@ -104,6 +106,41 @@ async fn full_lifecycle(server: &TestServer, name: &str, expect: Expect) -> Valu
 
     let links = links(result);
     assert_eq!(links.len(), 1 + expect.variants.len());
+    // Issue 18: links end with the name Fansly writes, a variant's with its short side
+    // (seed 000: `image.jpeg`, `image_360.jpeg`); the location uses the same extension.
+    let (stem, extension) = expect.filename.rsplit_once('.').unwrap();
+    let path = |link: &str| link.split('?').next().unwrap().to_owned();
+    assert!(
+        path(&links[0]).ends_with(&format!("/{stem}.{extension}")),
+        "{}",
+        links[0]
+    );
+    for (link, (width, height)) in links[1..].iter().zip(expect.variants) {
+        let side = width.min(height);
+        assert!(
+            path(link).ends_with(&format!("/{stem}_{side}.{extension}")),
+            "{link}"
+        );
+    }
+    assert!(
+        media["location"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(".{extension}")),
+        "{}",
+        media["location"]
+    );
+    for id in [
+        &media["id"],
+        &result["accountMedia"][0]["id"],
+        &result["mediaId"],
+    ] {
+        assert_eq!(
+            id.as_str().unwrap().len(),
+            19,
+            "{id} is not as long as the seed's ids"
+        );
+    }
     for link in &links {
         assert!(
             link.contains("Policy=")
@@ -141,6 +178,7 @@ async fn jpeg_goes_through_every_state_and_its_links_expire_after_5_hours() {
         &server,
         "sample.jpg",
         Expect {
+            filename: "sample.jpeg",
             mimetype: "image/jpeg",
             kind: 1,
             width: 444,
@@ -159,6 +197,7 @@ async fn png_completes_with_its_real_dimensions() {
         &server,
         "sample.png",
         Expect {
+            filename: "sample.png",
             mimetype: "image/png",
             kind: 1,
             width: 320,
@@ -176,6 +215,7 @@ async fn mp4_completes_as_type_2_video() {
         &server,
         "sample.mp4",
         Expect {
+            filename: "sample.mp4",
             mimetype: "video/mp4",
             kind: 2,
             width: 320,
