@@ -919,7 +919,49 @@ async fn mock_uploads() -> anyhow::Result<Vec<Row>> {
             format!("{peak:.1} MiB"),
             "< 64 MiB",
         ),
+        proxied_upload(&client).await?,
     ])
+}
+
+/// One 1 GB upload through a recording proxy (`--proxy fansly=... --record DIR`) to a second
+/// mock: the proxy's rate and peak RSS, which must stay within the direct upload's bound.
+async fn proxied_upload(client: &reqwest::Client) -> anyhow::Result<Row> {
+    let upstream = start_mock(&["--max-upload-bytes", "2000000000"])?;
+    let recordings = tempfile::tempdir()?;
+    let proxy_to = format!("fansly={}", upstream.base());
+    let record = recordings.path().to_string_lossy().into_owned();
+    let proxy = start_mock(&[
+        "--max-upload-bytes",
+        "2000000000",
+        "--proxy",
+        &proxy_to,
+        "--record",
+        &record,
+    ])?;
+    let chunk = Bytes::from(vec![0xa5; 1000 * 1000]);
+    let chunks =
+        futures_util::stream::iter((0..1000).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::stream_with_length(
+            reqwest::Body::wrap_stream(chunks),
+            1000 * 1000 * 1000,
+        )
+        .file_name("big.bin"),
+    );
+    let watch = Stopwatch::start();
+    upload(client, &proxy, form, "1 GB upload through the recording proxy").await?;
+    let secs = watch.elapsed().as_secs_f64();
+    let (_, proxy_peak) = rss_mib(proxy.pid());
+    let (_, upstream_peak) = rss_mib(upstream.pid());
+    Ok(row(
+        "1 GB upload through a recording proxy to a second mock",
+        format!(
+            "{:.0} MB/s ({secs:.1} s); proxy peak RSS {proxy_peak:.1} MiB, upstream {upstream_peak:.1} MiB",
+            1000.0 / secs
+        ),
+        "proxy < 64 MiB, as a direct upload",
+    ))
 }
 
 /// Uploads of the 22.9 KB sample per second on `mock`, `concurrency` at a time, `total` in all.

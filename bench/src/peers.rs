@@ -208,7 +208,7 @@ pub(crate) async fn start(
 fn queued_body() -> serde_json::Value {
     serde_json::json!({
         "statusCode": 201, "message": "Success",
-        "data": {"success": true, "jobId": "1", "bucketName": "875500000000000016",
+        "data": {"success": true, "jobId": "1", "bucketName": "8755000000000000016",
                  "message": "Upload job queued. Use the status endpoint to track progress."},
         "timestamp": "2026-12-02T00:00:00.000Z"
     })

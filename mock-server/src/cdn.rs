@@ -24,7 +24,8 @@ use crate::signing;
 /// What names the media behind a CDN path (segments after `/cdn/`).
 #[derive(Debug, PartialEq, Eq)]
 enum MediaKey<'p> {
-    /// `fansly/{id}.{ext}`: a media or variant id, derived from its upload's sequence number.
+    /// `fansly/{id}/{name}`: a media or variant id, derived from its upload's sequence number,
+    /// then the file name Fansly writes.
     FanslyUpload(u64),
     /// `onlyfans/files/{a}/{ab}/{token}/{name}` (the 32-hex directory) or
     /// `onlyfans/upload/{token}/{digits}/{name}` (the source-upload id).
@@ -33,8 +34,9 @@ enum MediaKey<'p> {
 
 fn media_key<'p>(segments: &[&'p str]) -> Option<MediaKey<'p>> {
     match segments {
-        ["fansly", file] => crate::provider::fansly::seq_of_media_id(file.split('.').next()?)
-            .map(MediaKey::FanslyUpload),
+        ["fansly", id, _] => {
+            crate::provider::fansly::seq_of_media_id(id).map(MediaKey::FanslyUpload)
+        }
         ["onlyfans", "files", _, _, token, _] => Some(MediaKey::Token(token)),
         ["onlyfans", "upload", token, _, _] => Some(MediaKey::Token(token)),
         _ => None,
@@ -185,15 +187,16 @@ mod tests {
     #[test]
     fn media_keys_come_from_each_providers_path_shape() {
         assert_eq!(
-            media_key(&["fansly", "874740000000000016.jpeg"]),
+            media_key(&["fansly", "8747400000000000016", "image.jpeg"]),
             Some(MediaKey::FanslyUpload(1))
         );
         assert_eq!(
-            media_key(&["fansly", "874740000000000019.jpeg"]),
+            media_key(&["fansly", "8747400000000000019", "image_360.jpeg"]),
             Some(MediaKey::FanslyUpload(1)),
             "a variant's id names its upload"
         );
-        assert_eq!(media_key(&["fansly", "12.jpeg"]), None);
+        assert_eq!(media_key(&["fansly", "12", "image.jpeg"]), None);
+        assert_eq!(media_key(&["fansly", "8747400000000000016.jpeg"]), None);
         assert_eq!(
             media_key(&["onlyfans", "files", "a", "ab", "abcd", "300x544_abcd.jpg"]),
             Some(MediaKey::Token("abcd"))

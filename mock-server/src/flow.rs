@@ -198,7 +198,9 @@ fn is_json(content_type: &str) -> bool {
 
 /// An upload sent as a JSON object (OnlyFansAPI's uploading-media guide posts
 /// `{"file_url": "https://..."}` this way): its members become the form's fields, as a framework
-/// that merges JSON input with form input sees them; there is no file part.
+/// that merges JSON input with form input sees them; there is no file part. A `null` member is an
+/// empty field, not a missing one: Laravel's ConvertEmptyStringsToNull makes an empty form field
+/// `null` too, so the provider's rules cannot tell the two apart.
 async fn json_form(
     chunks: impl Stream<Item = Result<Bytes, std::io::Error>>,
     timeout: Duration,
@@ -222,7 +224,7 @@ async fn json_form(
     for (name, value) in members {
         let text = match value {
             serde_json::Value::String(text) => text,
-            serde_json::Value::Null => continue,
+            serde_json::Value::Null => String::new(),
             other => other.to_string(),
         };
         form.parts.push(journal::PartSummary {

@@ -79,14 +79,10 @@ struct Args {
     #[arg(long, env = "MOCK_WEBHOOK_URL")]
     webhook_url: Option<String>,
 
-    /// Secret for the webhooks' `Signature` header (hex HMAC-SHA256 of the body).
-    #[arg(
-        long,
-        env = "MOCK_WEBHOOK_SECRET",
-        hide_env_values = true,
-        default_value = "mock-webhook-secret"
-    )]
-    webhook_secret: String,
+    /// The webhook's signing secret: each delivery then carries `Signature` (hex HMAC-SHA256 of
+    /// the body). Without one, none, as the provider sends none for a webhook without a secret.
+    #[arg(long, env = "MOCK_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
 
     /// The one seed behind ids and probabilistic faults (default: random, logged at start).
     #[arg(long, env = "MOCK_SEED")]
@@ -322,7 +318,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         builder = builder.scenario_rules(Rules::from_file(path)?);
     }
     if let Some(url) = &args.webhook_url {
-        builder = builder.webhook(WebhookConfig::new(url, &args.webhook_secret));
+        let mut config = WebhookConfig::new(url);
+        if let Some(secret) = &args.webhook_secret {
+            config = config.signed_with(secret);
+        }
+        builder = builder.webhook(config);
     }
     if let Some(seed) = args.seed {
         builder = builder.seed(seed);

@@ -937,6 +937,32 @@ mod tests {
         }
     }
 
+    /// A dangling `$ref` (a request body's schema, a link) parses but makes tools that follow it,
+    /// Schemathesis among them, skip what it names.
+    #[test]
+    fn every_local_reference_resolves() {
+        fn walk(node: &Value, root: &Value, document: Document) {
+            match node {
+                Value::Object(map) => {
+                    if let Some(Value::String(reference)) = map.get("$ref") {
+                        let pointer = reference.strip_prefix('#').unwrap_or_default();
+                        assert!(
+                            root.pointer(pointer).is_some(),
+                            "{document:?}: $ref {reference} names nothing"
+                        );
+                    }
+                    map.values().for_each(|value| walk(value, root, document));
+                }
+                Value::Array(items) => items.iter().for_each(|item| walk(item, root, document)),
+                _ => {}
+            }
+        }
+        for document in Document::ALL {
+            let spec = Spec::load(document).unwrap();
+            walk(spec.root(), spec.root(), document);
+        }
+    }
+
     #[test]
     fn fansly_error_envelope_validates_and_a_missing_field_is_named() {
         let spec = Spec::load(Document::Fansly).unwrap();

@@ -3,9 +3,14 @@
 //! A job ends when its clock says so, not when something happens to it, so a sender task looks for
 //! jobs that have become terminal: on a short real-time tick (for servers on the system clock) and
 //! at once whenever the admin API moves a clock. Each due job is delivered once, to the configured
-//! URL, as `{"event", "account_id", "payload"}` with `Signature: hex(HMAC-SHA256(secret, body))`,
-//! retried with doubling backoff on a connection error or a non-2xx answer. The job's scenario can
-//! delay, duplicate or drop the delivery. Every attempt is journaled under the route `webhook`.
+//! URL, as `{"event", "account_id", "payload"}`, retried with doubling backoff on a connection error
+//! or a non-2xx answer. The job's scenario can delay, duplicate or drop the delivery. Every attempt
+//! is journaled under the route `webhook`.
+//!
+//! The headers are those of OnlyFansAPI's "Delivery & retries" page: `User-Agent:
+//! OnlyFansAPI.com/Webhook-Client`; `Signature: hex(HMAC-SHA256(secret, raw body))` only when the
+//! webhook has a signing secret; `X-OFAPI-Idempotency-Key: evt_…`, the same for every attempt and
+//! copy of one event, so receivers can test their deduplication against it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +31,9 @@ use crate::store::Polled;
 pub struct WebhookConfig {
     /// The receiver, an `http://` URL.
     pub url: String,
-    /// The signing secret behind the `Signature` header.
-    pub secret: String,
+    /// The webhook's signing secret. The provider sends `Signature` only when a webhook has one,
+    /// so a receiver must be testable both ways; none unless configured.
+    pub secret: Option<String>,
     /// The wait before the first retry; it doubles after each failure.
     pub backoff: Duration,
     /// Deliveries tried per event before giving up.
@@ -35,16 +41,30 @@ pub struct WebhookConfig {
 }
 
 impl WebhookConfig {
-    /// Sends to `url`, signing with `secret`; retries after 1 s, 2 s, 4 s and 8 s.
-    pub fn new(url: impl Into<String>, secret: impl Into<String>) -> Self {
+    /// Sends to `url`, unsigned, as a provider webhook without a signing secret is; retries after
+    /// 1 s, 2 s, 4 s and 8 s.
+    pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
-            secret: secret.into(),
+            secret: None,
             backoff: Duration::from_secs(1),
             max_attempts: 5,
         }
     }
+
+    /// Signs every delivery with `secret`, as a provider webhook with a signing secret is.
+    pub fn signed_with(mut self, secret: impl Into<String>) -> Self {
+        self.secret = Some(secret.into());
+        self
+    }
 }
+
+/// The `User-Agent` of every delivery (OnlyFansAPI's "Delivery & retries" page), so receivers that
+/// filter or log by it see what production sends.
+pub const USER_AGENT: &str = "OnlyFansAPI.com/Webhook-Client";
+
+/// The header a receiver deduplicates deliveries by.
+pub const IDEMPOTENCY_KEY: &str = "x-ofapi-idempotency-key";
 
 /// How often the sender looks for newly ended jobs when nothing wakes it.
 const TICK: Duration = Duration::from_millis(100);
@@ -86,13 +106,30 @@ async fn deliver(app: &App, config: &WebhookConfig, polled: Polled) {
         scenario: Some(Arc::clone(&polled.scenario)),
         ..journal::Note::default()
     };
-    let signed = signature(&config.secret, &body);
+    let signed = config
+        .secret
+        .as_deref()
+        .map(|secret| signature(secret, &body));
+    // One key per event, derived from the job: every attempt and every copy of it carries the same.
+    let idempotency_key = format!(
+        "evt_{}",
+        app.store.token(
+            crate::provider::Provider::OnlyFans,
+            polled.seq,
+            "webhook-event",
+            40
+        )
+    );
+    let headers = Headers {
+        signature: signed.as_deref(),
+        idempotency_key: &idempotency_key,
+    };
     if behaviour.drop {
         let attempt = Attempt {
             attempt: 1,
             max_attempts: config.max_attempts,
             next_retry_at: None,
-            signature: &signed,
+            headers: &headers,
             status: 0,
             duration_ms: 0.0,
             fault: Some("drop"),
@@ -106,7 +143,7 @@ async fn deliver(app: &App, config: &WebhookConfig, polled: Polled) {
         let mut backoff = config.backoff;
         for attempt in 1..=config.max_attempts {
             let stopwatch = Stopwatch::start();
-            let status = post(config, &body, &signed).await;
+            let status = post(config, &body, &headers).await;
             let fault = behaviour.duplicate.then_some("duplicate");
             let is_last = (200..300).contains(&status) || attempt == config.max_attempts;
             let next_retry_at =
@@ -115,7 +152,7 @@ async fn deliver(app: &App, config: &WebhookConfig, polled: Polled) {
                 attempt,
                 max_attempts: config.max_attempts,
                 next_retry_at,
-                signature: &signed,
+                headers: &headers,
                 status,
                 duration_ms: stopwatch.elapsed_ms(),
                 fault,
@@ -130,11 +167,36 @@ async fn deliver(app: &App, config: &WebhookConfig, polled: Polled) {
     }
 }
 
+/// The headers one event's deliveries carry besides `Content-Type` and `User-Agent`.
+struct Headers<'a> {
+    /// `Signature`, when the webhook has a secret.
+    signature: Option<&'a str>,
+    /// `X-OFAPI-Idempotency-Key`.
+    idempotency_key: &'a str,
+}
+
+impl Headers<'_> {
+    /// Every header sent, in order, as (name, value).
+    fn all(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            Some(("content-type", "application/json")),
+            Some(("user-agent", USER_AGENT)),
+            self.signature.map(|signature| ("signature", signature)),
+            Some((IDEMPOTENCY_KEY, self.idempotency_key)),
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
 /// POSTs the body; returns the status, or 0 when no answer came.
-async fn post(config: &WebhookConfig, body: &Bytes, signature: &str) -> u16 {
-    let request = http::Request::post(&config.url)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header("signature", signature)
+async fn post(config: &WebhookConfig, body: &Bytes, headers: &Headers<'_>) -> u16 {
+    let request = headers
+        .all()
+        .fold(
+            http::Request::post(&config.url),
+            |request, (name, value)| request.header(name, value),
+        )
         .body(Full::new(body.clone()));
     let Ok(request) = request else {
         tracing::warn!(url = %config.url, "webhook URL is not a valid URI");
@@ -157,8 +219,8 @@ struct Attempt<'a> {
     attempt: u32,
     max_attempts: u32,
     next_retry_at: Option<std::time::SystemTime>,
-    /// The `Signature` header sent.
-    signature: &'a str,
+    /// The headers sent.
+    headers: &'a Headers<'a>,
     /// The receiver's status; 0 when no answer came.
     status: u16,
     duration_ms: f64,
@@ -193,10 +255,16 @@ fn record(
         session: Arc::clone(&polled.session),
         at: app.now(&polled.session),
         method: http::Method::POST,
-        request: format!(
-            "{}\ncontent-type: application/json\nsignature: {}",
-            config.url, attempt.signature
-        ),
+        request: attempt
+            .headers
+            .all()
+            .fold(config.url.clone(), |mut text, (name, value)| {
+                text.push('\n');
+                text.push_str(name);
+                text.push_str(": ");
+                text.push_str(value);
+                text
+            }),
         status,
         duration_ms,
         note,

@@ -582,7 +582,7 @@
         h("td", { class: "mono small", title: entry.job_id || "" }, entry.job_id ? entry.job_id.slice(0, 16) + "…" : ""),
         h("td", {}, `${delivery.attempt} of ${delivery.max_attempts}`, entry.fault ? h("div", {}, h("span", { class: "fault" }, entry.fault)) : null),
         h("td", { class: "mono " + statusClass(entry.status) }, entry.status === 0 ? "none" : entry.status),
-        h("td", { class: "mono small", title: entry.headers.signature || "" }, (entry.headers.signature || "").slice(0, 12) + "…"),
+        h("td", { class: "mono small", title: entry.headers.signature || "no signing secret" }, entry.headers.signature ? entry.headers.signature.slice(0, 12) + "…" : "unsigned"),
         h("td", { class: "small" }, delivery.next_retry_at ? shortTime(delivery.next_retry_at) : "—"));
     });
     $("webhooks").tBodies[0].replaceChildren(...rows);

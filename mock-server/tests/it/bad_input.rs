@@ -268,6 +268,13 @@ async fn onlyfans_refuses_each_bad_upload_with_laravel_shapes() {
             status: 422,
             message: "The file field prohibits file url from being present.",
         },
+        // Issue 18: an empty file_url is null to Laravel, which its URL rule refuses.
+        Case {
+            name: "file and an empty file_url",
+            raw: Raw::multipart(&form_with_file(&[("file_url", "")])),
+            status: 422,
+            message: "The file url field must be a valid URL.",
+        },
         Case {
             name: "unknown type",
             raw: Raw::multipart(&form_with_file(&[("type", "banner")])),
@@ -277,6 +284,13 @@ async fn onlyfans_refuses_each_bad_upload_with_laravel_shapes() {
         Case {
             name: "async not a boolean",
             raw: Raw::multipart(&form_with_file(&[("async", "maybe")])),
+            status: 422,
+            message: "The async field must be true or false.",
+        },
+        // Issue 18: an empty async is null to Laravel, which its boolean rule refuses.
+        Case {
+            name: "async empty",
+            raw: Raw::multipart(&form_with_file(&[("async", "")])),
             status: 422,
             message: "The async field must be true or false.",
         },

@@ -531,10 +531,8 @@ async fn browser_dashboard_follows_jobs_clock_links_failures_and_journal_live() 
         .local_addr()
         .unwrap()
         .port();
-    let mut webhook = WebhookConfig::new(
-        format!("http://127.0.0.1:{closed_port}/hooks"),
-        "whsec-test",
-    );
+    let mut webhook = WebhookConfig::new(format!("http://127.0.0.1:{closed_port}/hooks"))
+        .signed_with("whsec-test");
     webhook.backoff = Duration::from_millis(10);
     webhook.max_attempts = 3;
     let server = spawn_with(

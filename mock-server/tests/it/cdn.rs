@@ -152,7 +152,7 @@ async fn tampered_and_unsigned_links_get_cloudfront_403s() {
 async fn a_validly_signed_link_to_nothing_gets_404() {
     let server = spawn_server().await;
     let key = mock_server::signing::SigningKey::new([42; 32], "K2MOCKSERVERKEYPAIR");
-    let path = "/cdn/fansly/123.jpg";
+    let path = "/cdn/fansly/123/photo.jpeg";
     let query = mock_server::signing::sign(
         path,
         crate::support::START_UNIX + 60,

@@ -5,7 +5,8 @@ use std::time::Duration;
 use reqwest::multipart::Form;
 use serde_json::Value;
 
-use crate::support::{TestServer, file_part, sample, sha256, spawn_server};
+use crate::support::{TestServer, file_part, follow_link, sample, sha256, spawn_server};
+use mock_server::spec::Document;
 
 /// Every signed link in a completed result: the media's own, then each variant's.
 fn links(result: &Value) -> Vec<String> {
@@ -25,6 +26,8 @@ fn links(result: &Value) -> Vec<String> {
 }
 
 struct Expect {
+    /// The name Fansly writes: the uploaded stem with its own extension.
+    filename: &'static str,
     mimetype: &'static str,
     kind: u64,
     width: u64,
@@ -80,7 +83,7 @@ async fn full_lifecycle(server: &TestServer, name: &str, expect: Expect) -> Valu
     assert_eq!(result["accountMedia"][0]["accountId"], "86540000000000000");
     assert_eq!(media["mimetype"], expect.mimetype);
     assert_eq!(media["type"], expect.kind);
-    assert_eq!(media["filename"], name);
+    assert_eq!(media["filename"], expect.filename);
     assert_eq!(
         (
             media["width"].as_u64().unwrap(),
@@ -103,6 +106,41 @@ async fn full_lifecycle(server: &TestServer, name: &str, expect: Expect) -> Valu
 
     let links = links(result);
     assert_eq!(links.len(), 1 + expect.variants.len());
+    // Issue 18: links end with the name Fansly writes, a variant's with its short side
+    // (seed 000: `image.jpeg`, `image_360.jpeg`); the location uses the same extension.
+    let (stem, extension) = expect.filename.rsplit_once('.').unwrap();
+    let path = |link: &str| link.split('?').next().unwrap().to_owned();
+    assert!(
+        path(&links[0]).ends_with(&format!("/{stem}.{extension}")),
+        "{}",
+        links[0]
+    );
+    for (link, (width, height)) in links[1..].iter().zip(expect.variants) {
+        let side = width.min(height);
+        assert!(
+            path(link).ends_with(&format!("/{stem}_{side}.{extension}")),
+            "{link}"
+        );
+    }
+    assert!(
+        media["location"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(".{extension}")),
+        "{}",
+        media["location"]
+    );
+    for id in [
+        &media["id"],
+        &result["accountMedia"][0]["id"],
+        &result["mediaId"],
+    ] {
+        assert_eq!(
+            id.as_str().unwrap().len(),
+            19,
+            "{id} is not as long as the seed's ids"
+        );
+    }
     for link in &links {
         assert!(
             link.contains("Policy=")
@@ -140,6 +178,7 @@ async fn jpeg_goes_through_every_state_and_its_links_expire_after_5_hours() {
         &server,
         "sample.jpg",
         Expect {
+            filename: "sample.jpeg",
             mimetype: "image/jpeg",
             kind: 1,
             width: 444,
@@ -158,6 +197,7 @@ async fn png_completes_with_its_real_dimensions() {
         &server,
         "sample.png",
         Expect {
+            filename: "sample.png",
             mimetype: "image/png",
             kind: 1,
             width: 320,
@@ -175,6 +215,7 @@ async fn mp4_completes_as_type_2_video() {
         &server,
         "sample.mp4",
         Expect {
+            filename: "sample.mp4",
             mimetype: "video/mp4",
             kind: 2,
             width: 320,
@@ -328,4 +369,58 @@ async fn a_large_upload_closes_its_connection_and_a_small_one_keeps_it() {
         .find(|job| job["size"] == large.len())
         .unwrap_or_else(|| panic!("no job of {} bytes in {jobs:?}", large.len()));
     assert_eq!(listed["sha256"], sha256(&large));
+}
+
+/// Issue 18: stateful tools follow the spec's link from the upload answer to its status; it must
+/// name the job the upload queued.
+#[tokio::test]
+async fn upload_answer_links_to_the_status_of_its_job() {
+    let server = spawn_server().await;
+    let form = Form::new().part(
+        "file",
+        file_part(sample("sample.png"), "a.png", "image/png"),
+    );
+    let upload = server.fansly_upload("86540", form).await;
+    let parameters = follow_link(
+        Document::Fansly,
+        ("POST", "/api/fansly/{accountId}/media/upload", "201"),
+        "GetUploadStatus",
+        &[("accountId", "86540")],
+        &upload.body,
+    );
+    assert_eq!(parameters, [("jobId".to_owned(), "1".to_owned())]);
+    server.advance(Duration::from_secs(5)).await;
+    let status = server.fansly_status(&parameters[0].1).await;
+    assert_eq!(status.status, 200);
+    assert_eq!(status.body["data"]["jobId"], "1");
+    assert_eq!(status.body["data"]["state"], "completed");
+}
+
+/// Issue 18: `formInputs` is sent as the spec says, its example serialized by the multipart
+/// `encoding` (one part of JSON text, `Content-Type: application/json`), and accepted; generated
+/// requests that follow the spec are therefore valid.
+#[tokio::test]
+async fn form_inputs_as_the_spec_encodes_them_are_accepted() {
+    let server = spawn_server().await;
+    let spec = mock_server::spec::Spec::load(Document::Fansly).unwrap();
+    let media = &spec.root()["paths"]["/api/fansly/{accountId}/media/upload"]["post"]["requestBody"]
+        ["content"]["multipart/form-data"];
+    let content_type = media["encoding"]["formInputs"]["contentType"]
+        .as_str()
+        .unwrap();
+    assert_eq!(content_type, "application/json");
+    let example = &media["schema"]["properties"]["formInputs"]["example"];
+    assert!(example.is_array(), "{example}");
+    let form = Form::new()
+        .part(
+            "file",
+            file_part(sample("sample.png"), "a.png", "image/png"),
+        )
+        .part(
+            "formInputs",
+            reqwest::multipart::Part::text(example.to_string())
+                .mime_str(content_type)
+                .unwrap(),
+        );
+    assert_eq!(server.fansly_upload("86540", form).await.status, 201);
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 use reqwest::multipart::Form;
 use serde_json::Value;
 
-use crate::support::{Reply, TestServer, file_part, sample, sha256, spawn_server, spawn_with};
+use crate::support::{
+    Reply, TestServer, file_part, follow_link, sample, sha256, spawn_server, spawn_with,
+};
 use mock_server::spec::Document;
 
 const ACCOUNT: &str = "acct_XXXXXXXXXXXXXXX";
@@ -386,6 +388,37 @@ async fn file_url_can_come_as_a_json_body() {
     assert_eq!(refused.status, 422, "{}", refused.body);
 }
 
+/// Issue 18: a JSON `null` is what Laravel makes of an empty form field, present and null: the
+/// field's own rule refuses it, as it refuses an empty one, where the mock dropped it as absent.
+#[tokio::test]
+async fn a_json_null_is_refused_as_an_empty_field_is() {
+    let server = spawn_server().await;
+    let path = mock_server::fixture::repo_media_dir().join("sample.gif");
+    let url = format!("file://{}", path.display());
+    for (field, message) in [
+        ("async", "The async field must be true or false."),
+        ("type", "The selected type is invalid."),
+    ] {
+        let mut body = serde_json::json!({ "file_url": url });
+        body[field] = Value::Null;
+        let response = server
+            .http
+            .post(server.url(&format!("/api/{ACCOUNT}/media/upload")))
+            .bearer_auth("k")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let refused = Reply::checked(response, "POST", Document::OnlyFans).await;
+        assert_eq!(refused.status, 422, "{field}: {}", refused.body);
+        assert_eq!(
+            refused.body["errors"][field][0], message,
+            "{}",
+            refused.body
+        );
+    }
+}
+
 #[tokio::test]
 async fn file_url_reads_fixture_media_by_file_scheme() {
     let server = spawn_server().await;
@@ -447,4 +480,40 @@ async fn an_upload_is_only_visible_under_its_own_account() {
     let other = server.onlyfans_status("acct_OTHER", upload_id).await;
     assert_eq!(other.status, 404);
     assert_eq!(server.onlyfans_status(ACCOUNT, upload_id).await.status, 200);
+}
+
+/// Issue 18: stateful tools follow the spec's link from each upload answer to the upload's status,
+/// under the account it was uploaded to; async CDN and vault uploads and a sync CDN upload.
+#[tokio::test]
+async fn upload_answers_link_to_the_status_of_their_upload() {
+    let server = spawn_server().await;
+    for (endpoint, is_async) in [("upload", true), ("vault", true), ("upload", false)] {
+        let form = Form::new()
+            .part(
+                "file",
+                file_part(sample("sample.png"), "a.png", "image/png"),
+            )
+            .text("async", is_async.to_string());
+        let upload = server.onlyfans_upload(ACCOUNT, endpoint, form).await;
+        let path = format!("/api/{{account}}/media/{endpoint}");
+        let parameters = follow_link(
+            Document::OnlyFans,
+            ("POST", &path, "200"),
+            "GetUploadStatus",
+            &[("account", ACCOUNT)],
+            &upload.body,
+        );
+        let upload_id = upload.body["prefixed_id"].as_str().unwrap();
+        assert_eq!(
+            parameters,
+            [
+                ("account".to_owned(), ACCOUNT.to_owned()),
+                ("upload".to_owned(), upload_id.to_owned())
+            ],
+            "{endpoint} async={is_async}"
+        );
+        let (done, _) = poll_to_end(&server, &parameters[1].1).await;
+        assert_eq!(done["status"], "completed", "{endpoint} async={is_async}");
+        assert_eq!(done["prefixed_id"], upload_id);
+    }
 }

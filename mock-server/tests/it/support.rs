@@ -362,3 +362,46 @@ pub(crate) fn binary() -> std::process::Command {
     command.args(["--bind", "127.0.0.1:0"]);
     command
 }
+
+/// The parameters the spec's `link` on `method path → status` names, evaluated as OpenAPI's
+/// runtime expressions do (`$request.path.*`, `$response.body#/pointer`) against one exchange, so
+/// a test can follow the link as a stateful tool would.
+pub(crate) fn follow_link(
+    document: Document,
+    (method, path, status): (&str, &str, &str),
+    link: &str,
+    request_path: &[(&str, &str)],
+    body: &Value,
+) -> Vec<(String, String)> {
+    let spec = Spec::load(document).unwrap();
+    let root = spec.root();
+    let mut found =
+        &root["paths"][path][method.to_ascii_lowercase()]["responses"][status]["links"][link];
+    if let Some(reference) = found["$ref"].as_str() {
+        found = root.pointer(reference.trim_start_matches('#')).unwrap();
+    }
+    let parameters = found["parameters"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no link {link} on {method} {path} {status}"));
+    assert_eq!(found["operationId"], "getUploadStatus", "{link}");
+    parameters
+        .iter()
+        .map(|(name, expression)| {
+            let expression = expression.as_str().unwrap();
+            let value = if let Some(param) = expression.strip_prefix("$request.path.") {
+                request_path
+                    .iter()
+                    .find(|(name, _)| *name == param)
+                    .map(|(_, value)| (*value).to_owned())
+            } else if let Some(pointer) = expression.strip_prefix("$response.body#") {
+                body.pointer(pointer)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            } else {
+                panic!("unsupported runtime expression {expression}")
+            };
+            let value = value.unwrap_or_else(|| panic!("{expression} resolves to nothing"));
+            (name.clone(), value)
+        })
+        .collect()
+}

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use mock_server::MockServer;
 use mock_server::spec::{Document, Spec};
-use mock_server::webhook::{WebhookConfig, signature};
+use mock_server::webhook::{USER_AGENT, WebhookConfig, signature};
 use reqwest::multipart::Form;
 use serde_json::Value;
 
@@ -16,8 +16,13 @@ use crate::support::{TestServer, file_part, sample, spawn_with};
 
 const SECRET: &str = "whsec_test";
 
-/// One delivery as received: its `Signature` header and its body.
-type Delivery = (Option<String>, Bytes);
+/// One delivery as received: its headers and its body.
+type Delivery = (hyper::HeaderMap, Bytes);
+
+/// A header of a delivery, if it came.
+fn header<'d>(delivery: &'d Delivery, name: &str) -> Option<&'d str> {
+    delivery.0.get(name).map(|value| value.to_str().unwrap())
+}
 
 /// A webhook receiver that records what it gets and answers scripted statuses (then 200).
 #[derive(Clone, Default)]
@@ -43,12 +48,9 @@ impl Receiver {
                     move |req: hyper::Request<hyper::body::Incoming>| {
                         let shared = shared.clone();
                         async move {
-                            let signature = req
-                                .headers()
-                                .get("signature")
-                                .map(|value| value.to_str().unwrap().to_owned());
+                            let headers = req.headers().clone();
                             let body = req.into_body().collect().await.unwrap().to_bytes();
-                            shared.received.lock().unwrap().push((signature, body));
+                            shared.received.lock().unwrap().push((headers, body));
                             let status = shared.script.lock().unwrap().pop_front().unwrap_or(200);
                             let mut response = hyper::Response::new(Full::new(Bytes::new()));
                             *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
@@ -83,7 +85,10 @@ impl Receiver {
 }
 
 async fn server_with_webhook(url: String) -> TestServer {
-    let mut config = WebhookConfig::new(url, SECRET);
+    server_with_config(WebhookConfig::new(url).signed_with(SECRET)).await
+}
+
+async fn server_with_config(mut config: WebhookConfig) -> TestServer {
     config.backoff = Duration::from_millis(10);
     spawn_with(MockServer::builder().seed(7).webhook(config)).await
 }
@@ -115,11 +120,32 @@ async fn a_completed_async_upload_is_announced_with_a_valid_signature() {
     assert!(receiver.received().is_empty(), "announced before it ended");
     server.advance(Duration::from_secs(3)).await;
     let received = receiver.wait_for(1).await;
-    let (signature_header, body) = &received[0];
+    let body = &received[0].1;
     assert_eq!(
-        signature_header.as_deref(),
+        header(&received[0], "signature"),
         Some(signature(SECRET, body).as_str())
     );
+    assert_eq!(header(&received[0], "user-agent"), Some(USER_AGENT));
+    assert_eq!(
+        header(&received[0], "content-type"),
+        Some("application/json")
+    );
+    // Every header the spec's `x-webhooks` requires came, and an enumerated one has its value.
+    let spec = Spec::load(Document::OnlyFans).unwrap();
+    let documented = spec.root()["x-webhooks"]["mediaUploadEnded"]["post"]["parameters"]
+        .as_array()
+        .unwrap();
+    for parameter in documented {
+        let name = parameter["name"].as_str().unwrap();
+        let value = header(&received[0], name);
+        assert!(
+            value.is_some() || parameter["required"] != true,
+            "no {name} header"
+        );
+        if let (Some(value), Some(allowed)) = (value, parameter["schema"]["enum"].as_array()) {
+            assert!(allowed.iter().any(|item| item == value), "{name}: {value}");
+        }
+    }
     let envelope: Value = serde_json::from_slice(body).unwrap();
     assert_eq!(envelope["event"], "media_uploads.completed");
     assert_eq!(envelope["account_id"], "acct_1");
@@ -150,6 +176,9 @@ async fn a_failed_upload_is_announced_and_a_refused_delivery_is_retried() {
         received[0].1, received[1].1,
         "the retry carries the same body"
     );
+    // Issue 18: and the same idempotency key, which is what receivers deduplicate by.
+    let key = header(&received[0], "x-ofapi-idempotency-key").unwrap();
+    assert_eq!(header(&received[1], "x-ofapi-idempotency-key"), Some(key));
     let envelope: Value = serde_json::from_slice(&received[1].1).unwrap();
     assert_eq!(envelope["event"], "media_uploads.failed");
     assert_eq!(
@@ -183,11 +212,13 @@ async fn a_failed_upload_is_announced_and_a_refused_delivery_is_retried() {
         entries[1]["headers"]["signature"],
         mock_server::webhook::signature(SECRET, &received[1].1)
     );
+    assert_eq!(entries[1]["headers"]["x-ofapi-idempotency-key"], key);
+    assert_eq!(entries[1]["headers"]["user-agent"], USER_AGENT);
 }
 
 /// A server whose default scenario sets `webhook:` to `behaviour`.
 async fn server_with_webhook_behaviour(url: String, behaviour: &str) -> TestServer {
-    let mut config = WebhookConfig::new(url, SECRET);
+    let mut config = WebhookConfig::new(url).signed_with(SECRET);
     config.backoff = Duration::from_millis(10);
     let yaml = format!("description: webhooks {behaviour}\nwebhook: {{ {behaviour}: true }}\n");
     let scenario =
@@ -210,6 +241,11 @@ async fn a_scenario_can_duplicate_deliveries() {
     server.advance(Duration::from_secs(3)).await;
     let received = receiver.wait_for(2).await;
     assert_eq!(received[0].1, received[1].1);
+    // Issue 18: a duplicate is the same event, so it carries the same idempotency key.
+    assert_eq!(
+        header(&received[0], "x-ofapi-idempotency-key"),
+        header(&received[1], "x-ofapi-idempotency-key")
+    );
 }
 
 #[tokio::test]
@@ -261,4 +297,34 @@ async fn a_scenario_can_drop_deliveries_and_sync_uploads_are_never_announced() {
         1,
         "a dropped or sync upload was announced"
     );
+}
+
+/// Issue 18: the provider sends `Signature` only when the webhook has a signing secret, and the
+/// mock configures none unless told; every delivery still names itself (`User-Agent`) and carries
+/// an idempotency key of the documented form, one per event.
+#[tokio::test]
+async fn without_a_secret_deliveries_are_unsigned_and_each_event_has_its_own_key() {
+    let (receiver, url) = Receiver::start(&[]).await;
+    let server = server_with_config(WebhookConfig::new(url)).await;
+    async_upload(&server, None).await;
+    async_upload(&server, Some("fail-while-processing")).await;
+    server.advance(Duration::from_secs(3)).await;
+    let received = receiver.wait_for(2).await;
+    let mut keys = Vec::new();
+    for delivery in &received {
+        assert_eq!(
+            header(delivery, "signature"),
+            None,
+            "signed without a secret"
+        );
+        assert_eq!(header(delivery, "user-agent"), Some(USER_AGENT));
+        let key = header(delivery, "x-ofapi-idempotency-key").unwrap();
+        let hex = key.strip_prefix("evt_").unwrap();
+        assert!(
+            hex.len() == 40 && hex.bytes().all(|byte| byte.is_ascii_hexdigit()),
+            "{key}"
+        );
+        keys.push(key.to_owned());
+    }
+    assert_ne!(keys[0], keys[1], "two events share a key");
 }

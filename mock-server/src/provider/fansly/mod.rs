@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 use http::{HeaderName, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use percent_encoding::utf8_percent_encode;
 
 use self::error::ApiError;
 use crate::app::App;
@@ -29,8 +30,9 @@ use crate::store::{Destination, NewJob, Polled, SessionId, StoredMedia, Window};
 
 const QUEUED_MESSAGE: &str = "Upload job queued. Use the status endpoint to track progress.";
 
-/// The first media id; upload `seq` owns the 16 ids from `MEDIA_ID_BASE + seq * 16`.
-const MEDIA_ID_BASE: u64 = 874_740_000_000_000_000;
+/// The first media id; upload `seq` owns the 16 ids from `MEDIA_ID_BASE + seq * 16`. Nineteen
+/// digits, as seed 000's ids (`87474xxxxxxxxxxxxxx`), so a client storing them meets the real width.
+const MEDIA_ID_BASE: u64 = 8_747_400_000_000_000_000;
 
 /// The upload behind a Fansly media or variant id in a CDN path: ids are derived from the
 /// upload's sequence number, so links need no lookup table of their own.
@@ -50,7 +52,7 @@ impl Ids {
     fn new(seq: u64) -> Self {
         Self {
             media_id: MEDIA_ID_BASE + seq * 16,
-            account_media_id: 875_500_000_000_000_000 + seq * 16,
+            account_media_id: 8_755_000_000_000_000_000 + seq * 16,
         }
     }
 
@@ -361,10 +363,17 @@ fn result(app: &App, origin: &str, polled: &Polled) -> Result<wire::UploadResult
     } else {
         1
     };
-    let extension = media.info.extension;
+    let extension = extension(&media.info);
+    let stem = stem(&media.file_name);
+    let link_stem = utf8_percent_encode(stem, PATH_SAFE).to_string();
     let session = crate::http::session_suffix(&polled.session);
-    let link = |id: u64| {
-        let path = format!("/cdn/fansly/{id}.{extension}");
+    // `suffix` is a variant's short side: seed 000's variant link ends `image_360.jpeg`.
+    let link = |id: u64, suffix: Option<u32>| {
+        let name = match suffix {
+            Some(side) => format!("{link_stem}_{side}.{extension}"),
+            None => format!("{link_stem}.{extension}"),
+        };
+        let path = format!("/cdn/fansly/{id}/{name}");
         let query = signing::sign(&path, expires_at, &app.key, Form::Custom);
         vec![wire::Location {
             location_id: "1".to_owned(),
@@ -387,7 +396,7 @@ fn result(app: &App, origin: &str, polled: &Polled) -> Result<wire::UploadResult
                 mimetype: media.info.mimetype.to_owned(),
                 width,
                 height,
-                locations: link(id),
+                locations: link(id, Some(*side)),
             }
         })
         .collect();
@@ -404,21 +413,65 @@ fn result(app: &App, origin: &str, polled: &Polled) -> Result<wire::UploadResult
                 id: media_id.clone(),
                 kind,
                 mimetype: media.info.mimetype.to_owned(),
-                filename: media.file_name.clone(),
+                filename: format!("{stem}.{extension}"),
                 location: format!("/{}/{media_id}.{extension}", polled.account),
                 width,
                 height,
                 created_at: unix_secs(polled.created_at),
                 variants,
-                locations: link(ids.media_id),
+                locations: link(ids.media_id, None),
             },
         }],
     })
 }
 
+/// The extension Fansly writes for a media type: `jpeg` for JPEG, as seed 000's `filename`
+/// (`image.jpeg`), `location` (`….jpeg`) and links (`image_360.jpeg`) show; any other type keeps
+/// its usual extension (no seed shows one).
+fn extension(info: &crate::media::MediaInfo) -> &'static str {
+    match info.mimetype {
+        "image/jpeg" => "jpeg",
+        _ => info.extension,
+    }
+}
+
+/// An uploaded name without its extension, which Fansly replaces with its own (seed 000 uploads
+/// `image.jpg` and answers `image.jpeg`).
+fn stem(file_name: &str) -> &str {
+    // Only the last path component's extension: `../../etc/passwd` has none.
+    match file_name.rsplit_once('.') {
+        Some((stem, extension))
+            if !stem.is_empty()
+                && !stem.ends_with(['/', '\\'])
+                && !extension.contains(['/', '\\']) =>
+        {
+            stem
+        }
+        _ => file_name,
+    }
+}
+
+/// What a file name keeps unescaped in a link path: RFC 3986's unreserved characters.
+const PATH_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_file_name_keeps_its_stem_and_takes_the_providers_extension() {
+        assert_eq!(stem("image.jpg"), "image");
+        assert_eq!(stem("a.b.png"), "a.b");
+        assert_eq!(stem("noext"), "noext");
+        assert_eq!(stem(".hidden"), ".hidden");
+        assert_eq!(stem("../../etc/passwd"), "../../etc/passwd");
+        assert_eq!(stem("dir/.hidden"), "dir/.hidden");
+        assert_eq!(stem("..\\..\\boot.ini"), "..\\..\\boot");
+    }
 
     #[test]
     fn form_inputs_must_be_typed_pairs() {

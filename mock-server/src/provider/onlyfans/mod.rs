@@ -152,11 +152,14 @@ fn refuse(key: Option<&str>) -> ApiError {
     ApiError::Unauthorized
 }
 
-/// Laravel's `boolean` rule.
+/// `async` as the provider documents it (`true`/`false`) and as Laravel's `boolean` rule reads a
+/// form (`1`/`0`). An empty one is refused: Laravel's ConvertEmptyStringsToNull makes it null, which
+/// the rule refuses unless `nullable`, and the provider's SDKs type `async` as `bool`, not
+/// `Optional[bool]`.
 fn parse_bool(value: &str) -> Option<bool> {
     match value {
         "true" | "1" => Some(true),
-        "false" | "0" | "" => Some(false),
+        "false" | "0" => Some(false),
         _ => None,
     }
 }
@@ -189,6 +192,14 @@ async fn upload(
         fault,
         ..
     } = plan;
+    // Laravel's ConvertEmptyStringsToNull makes an empty `file_url` null. Presence rules
+    // (`required_without`, `prohibits`) then read it as absent, but the field is still present, so
+    // its own URL rule runs on the null and fails: the provider's OpenAPI does not mark `file_url`
+    // nullable (its SDKs type it `str` where nullable fields are `Optional`). Alone, the missing
+    // file is what a client needs to hear first.
+    if form.file.is_some() && form.field("file_url") == Some("") {
+        return Err(ApiError::BadUrl);
+    }
     let file_url = form
         .field("file_url")
         .filter(|url| !url.is_empty())
@@ -664,5 +675,6 @@ mod tests {
         assert_eq!(parse_bool("1"), Some(true));
         assert_eq!(parse_bool("false"), Some(false));
         assert_eq!(parse_bool("yes"), None);
+        assert_eq!(parse_bool(""), None);
     }
 }
