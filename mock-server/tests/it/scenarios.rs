@@ -50,7 +50,7 @@ async fn onlyfans_job(server: &TestServer, scenario: &str) -> String {
         .await
         .unwrap();
     let reply = Reply::checked(response, "POST", Document::OnlyFans).await;
-    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.status, 202, "{}", reply.body);
     reply.body["prefixed_id"].as_str().unwrap().to_owned()
 }
 

@@ -326,8 +326,10 @@ async fn upload(
         .map_err(|err| ApiError::from(crate::upload::UploadError::Storage(err)))?;
 
     if is_async {
+        // 202 Accepted, as OnlyFansAPI's integration guide calls it ("a 202 with polling_url");
+        // the synchronous answer, done at once, is 200.
         let response = json(
-            StatusCode::OK,
+            StatusCode::ACCEPTED,
             &wire::AsyncAccepted {
                 status: "pending",
                 prefixed_id: job_id.clone(),
