@@ -744,7 +744,7 @@ fn links(app: &App, origin: &str, job: &crate::store::JobSummary) -> Vec<LinkBod
             crate::provider::fansly::completed_result(app, origin, &job.polled)
         }
         crate::Provider::OnlyFans => {
-            crate::provider::onlyfans::completed_status(app, origin, &job.polled)
+            crate::provider::onlyfans::completed_status(app, origin, &job.polled, job.now)
         }
     };
     let mut found = Vec::new();

@@ -441,6 +441,7 @@ impl Cassette {
             timeline,
             attempts: Vec::new(),
             link_ttl: None,
+            vault_ready_after: None,
             faults,
             webhook: WebhookBehaviour::default(),
         }

@@ -81,6 +81,9 @@ pub struct OnlyFansFixture {
     pub link_ttl: Duration,
     /// How long after completion `sourceUrl` stays valid (7 days on the real API).
     pub source_url_ttl: Duration,
+    /// How long after an upload completes its vault media becomes ready: until then it shows
+    /// `isReady: false`, no URL and zero sizes, as the provider's own example does.
+    pub vault_ready_after: Duration,
     /// The converter host reported in `host`.
     pub host: String,
     /// The fixed `note` of the synchronous CDN reply.
@@ -150,6 +153,7 @@ impl Fixtures {
                 timeline: timeline("onlyfans", file.onlyfans.timeline)?,
                 link_ttl: file.onlyfans.link_ttl,
                 source_url_ttl: file.onlyfans.source_url_ttl,
+                vault_ready_after: file.onlyfans.vault_ready_after,
                 host: file.onlyfans.host,
                 note: file.onlyfans.note,
                 additional_user: file.onlyfans.additional_user,
@@ -196,6 +200,8 @@ struct OnlyFansFile {
     link_ttl: Duration,
     #[serde(with = "humantime_serde")]
     source_url_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    vault_ready_after: Duration,
     host: String,
     note: String,
     additional_user: String,

@@ -251,6 +251,8 @@ pub struct Scenario {
     pub attempts: Vec<Outcome>,
     /// How long links live after completion; the provider's when absent.
     pub link_ttl: Option<Duration>,
+    /// How long after completion OnlyFans vault media becomes ready; the fixture's when absent.
+    pub vault_ready_after: Option<Duration>,
     /// Faults, checked in order; the first that hits wins.
     pub faults: Vec<Fault>,
     /// What happens to this scenario's OnlyFans webhooks.
@@ -497,6 +499,7 @@ impl Scenario {
                 .map(|attempt| attempt.into_outcome())
                 .collect(),
             link_ttl: file.link_ttl.map(|ttl| ttl.0),
+            vault_ready_after: file.vault_ready_after.map(|after| after.0),
             faults,
             webhook: file
                 .webhook
@@ -684,6 +687,8 @@ struct ScenarioFile {
     attempts: Vec<AttemptFile>,
     #[serde(default)]
     link_ttl: Option<HumanDuration>,
+    #[serde(default)]
+    vault_ready_after: Option<HumanDuration>,
     #[serde(default)]
     faults: Vec<FaultFile>,
     #[serde(default)]

@@ -229,6 +229,10 @@ async fn a_forced_completion_starts_the_link_lifetime_now() {
     assert_eq!(status, 200);
     let done = server.onlyfans_status("acct_1", &upload_id).await.body;
     assert_eq!(done["status"], "completed");
+    // Vault media is ready 5 s after the upload completes (fixtures' vault_ready_after).
+    server.advance(Duration::from_secs(5)).await;
+    let done = server.onlyfans_status("acct_1", &upload_id).await.body;
+    assert_eq!(done["media"]["isReady"], true, "{done}");
     let link = done["media"]["files"]["full"]["url"]
         .as_str()
         .unwrap()

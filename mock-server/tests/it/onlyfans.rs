@@ -30,6 +30,28 @@ async fn poll_to_end(server: &TestServer, upload_id: &str) -> (Value, Vec<String
     panic!("{upload_id} never finished; saw {seen:?}");
 }
 
+/// Polls a completed vault upload until its media is ready (issue 18: OnlyFans processes vault
+/// media after the upload; `isReady: false`, no URL and zero sizes until then), moving the clock a
+/// second at a time; returns the first ready answer.
+async fn wait_until_ready(server: &TestServer, upload_id: &str) -> Value {
+    for _ in 0..30 {
+        let reply = server.onlyfans_status(ACCOUNT, upload_id).await;
+        assert_eq!(reply.body["status"], "completed", "{}", reply.body);
+        let media = &reply.body["media"];
+        if media["isReady"] == true {
+            return reply.body;
+        }
+        let full = &media["files"]["full"];
+        assert_eq!(
+            (&full["url"], &full["width"], &full["size"]),
+            (&Value::Null, &Value::from(0), &Value::from(0)),
+            "media not ready yet shows no URL and zero sizes: {media}"
+        );
+        server.advance(Duration::from_secs(1)).await;
+    }
+    panic!("{upload_id} never became ready");
+}
+
 /// Every signed link in a completed CDN media: thumbs then sourceUrl.
 fn cdn_links(media: &Value) -> (Vec<String>, String) {
     let thumbs = media["thumbs"]
@@ -143,6 +165,11 @@ async fn async_vault_lifecycle(
     let (done, seen) = poll_to_end(&server, &upload_id).await;
     assert!(seen.iter().any(|status| status == "processing"), "{seen:?}");
     assert_eq!(done["status"], "completed");
+    assert_eq!(
+        done["media"]["isReady"], false,
+        "ready only after processing"
+    );
+    let done = wait_until_ready(&server, &upload_id).await;
     let media = &done["media"];
     assert_eq!(media["type"], kind);
     assert_eq!(media["isReady"], true);
@@ -157,9 +184,10 @@ async fn async_vault_lifecycle(
     assert_eq!(full["size"].as_u64(), Some(bytes.len() as u64));
     let link = full["url"].as_str().unwrap().to_owned();
     assert_serves(&server, &link, &bytes, mimetype).await;
-    server.advance(Duration::from_secs(24 * 3600 - 5)).await;
+    // The link's day counts from the upload's completion, about 5 s ago.
+    server.advance(Duration::from_secs(24 * 3600 - 10)).await;
     assert_serves(&server, &link, &bytes, mimetype).await;
-    server.advance(Duration::from_secs(6)).await;
+    server.advance(Duration::from_secs(11)).await;
     assert_expired(&server, &link).await;
     (server, done)
 }
@@ -230,15 +258,16 @@ async fn sync_vault_upload_uses_the_data_meta_envelope_and_charges_credits() {
     let first = server.onlyfans_upload(ACCOUNT, "vault", form).await;
     insta::assert_json_snapshot!("onlyfans_sync_vault", server.normalize(&first.body));
     assert_eq!(first.body["data"]["type"], "photo");
-    assert_eq!(first.body["data"]["files"]["full"]["width"], 444);
+    // As the provider's example shows it: answered before OnlyFans has processed it (issue 18).
+    assert_eq!(first.body["data"]["isReady"], false);
+    assert_eq!(first.body["data"]["files"]["full"]["url"], Value::Null);
+    assert_eq!(first.body["data"]["files"]["full"]["width"], 0);
     assert_eq!(first.body["_meta"]["_credits"]["used"], 3);
     assert_eq!(first.body["_meta"]["_credits"]["balance"], 636_132 - 3);
     assert_eq!(
         first.body["_meta"]["_rate_limits"]["remaining_minute"],
         4999
     );
-    let link = first.body["data"]["files"]["full"]["url"].as_str().unwrap();
-    assert_serves(&server, link, &bytes, "image/jpeg").await;
 
     let form = Form::new().part("file", file_part(bytes, "photo.jpg", "image/jpeg"));
     let second = server.onlyfans_upload(ACCOUNT, "vault", form).await;
@@ -276,8 +305,10 @@ async fn file_url_is_fetched_from_a_loopback_origin() {
         .text("file_url", origin_link)
         .text("async", "true");
     let accepted = server.onlyfans_upload(ACCOUNT, "vault", form).await;
-    let (done, _) = poll_to_end(&server, accepted.body["prefixed_id"].as_str().unwrap()).await;
+    let upload_id = accepted.body["prefixed_id"].as_str().unwrap();
+    let (done, _) = poll_to_end(&server, upload_id).await;
     assert_eq!(done["status"], "completed");
+    let done = wait_until_ready(&server, upload_id).await;
     let link = done["media"]["files"]["full"]["url"].as_str().unwrap();
     assert_serves(&server, link, &bytes, "image/jpeg").await;
 }
@@ -335,12 +366,13 @@ async fn file_url_allow_limits_http_file_urls_to_the_listed_origins() {
     );
 
     let allowing = spawn_with(mock_server::MockServer::builder().file_url_host(origin_host)).await;
-    let form = Form::new().text("file_url", link);
+    let form = Form::new().text("file_url", link).text("async", "true");
     let fetched = allowing.onlyfans_upload(ACCOUNT, "vault", form).await;
-    assert_eq!(fetched.status, 200, "{}", fetched.body);
-    let served = fetched.body["data"]["files"]["full"]["url"]
-        .as_str()
-        .unwrap();
+    assert_eq!(fetched.status, 202, "{}", fetched.body);
+    let upload_id = fetched.body["prefixed_id"].as_str().unwrap();
+    poll_to_end(&allowing, upload_id).await;
+    let done = wait_until_ready(&allowing, upload_id).await;
+    let served = done["media"]["files"]["full"]["url"].as_str().unwrap();
     assert_serves(&allowing, served, &bytes, "image/jpeg").await;
 }
 
@@ -423,11 +455,16 @@ async fn a_json_null_is_refused_as_an_empty_field_is() {
 async fn file_url_reads_fixture_media_by_file_scheme() {
     let server = spawn_server().await;
     let path = mock_server::fixture::repo_media_dir().join("sample.gif");
-    let form = Form::new().text("file_url", format!("file://{}", path.display()));
+    let form = Form::new()
+        .text("file_url", format!("file://{}", path.display()))
+        .text("async", "true");
     let reply = server.onlyfans_upload(ACCOUNT, "vault", form).await;
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.body["data"]["type"], "gif");
-    let link = reply.body["data"]["files"]["full"]["url"].as_str().unwrap();
+    assert_eq!(reply.status, 202);
+    let upload_id = reply.body["prefixed_id"].as_str().unwrap();
+    poll_to_end(&server, upload_id).await;
+    let done = wait_until_ready(&server, upload_id).await;
+    assert_eq!(done["media"]["type"], "gif");
+    let link = done["media"]["files"]["full"]["url"].as_str().unwrap();
     assert_serves(&server, link, &sample("sample.gif"), "image/gif").await;
 }
 
@@ -524,4 +561,46 @@ async fn upload_answers_link_to_the_status_of_their_upload() {
         assert_eq!(done["status"], "completed", "{endpoint} async={is_async}");
         assert_eq!(done["prefixed_id"], upload_id);
     }
+}
+
+/// Issue 18: a vault upload becomes ready on its timeline, and a scenario can say when; a client
+/// that waits for `isReady` sees it flip, and the answer it then caches never flips back.
+#[tokio::test]
+async fn vault_media_becomes_ready_after_its_processing_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("slow-vault.yaml");
+    std::fs::write(
+        &scenario,
+        "description: vault media ready a minute after upload\nvault_ready_after: 60s\n",
+    )
+    .unwrap();
+    let scenario =
+        std::sync::Arc::new(mock_server::scenario::Scenario::from_file(&scenario).unwrap());
+    let server = spawn_with(mock_server::MockServer::builder().scenario(scenario)).await;
+    let form = Form::new()
+        .part(
+            "file",
+            file_part(sample("sample.png"), "a.png", "image/png"),
+        )
+        .text("async", "true");
+    let accepted = server.onlyfans_upload(ACCOUNT, "vault", form).await;
+    let upload_id = accepted.body["prefixed_id"].as_str().unwrap().to_owned();
+    let (done, _) = poll_to_end(&server, &upload_id).await;
+    assert_eq!(done["media"]["isReady"], false);
+    server.advance(Duration::from_secs(58)).await;
+    let waiting = server.onlyfans_status(ACCOUNT, &upload_id).await;
+    assert_eq!(
+        waiting.body["media"]["isReady"], false,
+        "still processing at 58 s"
+    );
+    let ready = wait_until_ready(&server, &upload_id).await;
+    let full = &ready["media"]["files"]["full"];
+    assert_eq!(
+        (full["width"].as_u64(), full["height"].as_u64()),
+        (Some(320), Some(180))
+    );
+    assert!(full["url"].as_str().is_some());
+    server.advance(Duration::from_secs(3600)).await;
+    let later = server.onlyfans_status(ACCOUNT, &upload_id).await;
+    assert_eq!(later.body, ready, "a ready answer stays as it was");
 }

@@ -354,6 +354,8 @@ async fn upload(
         finished_at: now,
         created_at: now,
         link_ttl: scenario.link_ttl,
+        // Answered at once: vault media is not ready yet, unless the scenario says it is.
+        is_vault_ready: is_ready(app, &scenario, now, now),
     };
     let response = match destination {
         Destination::Cdn => json(
@@ -423,10 +425,18 @@ fn status(
         Some(body) => body,
         None => {
             let origin = ctx.origin();
-            let reply = status_reply(app, &origin, &polled)?;
+            let reply = status_reply(app, &origin, &polled, now)?;
             let body =
                 bytes::Bytes::from(serde_json::to_vec(&reply).map_err(|_| ApiError::Internal)?);
-            if polled.state.is_terminal() {
+            // A terminal answer never changes again, except vault media that is not ready yet.
+            let is_final = match &reply {
+                wire::Status::Completed { media, .. } => match media.as_ref() {
+                    wire::CompletedMedia::Vault(media) => media.is_ready,
+                    wire::CompletedMedia::Cdn(_) => true,
+                },
+                _ => polled.state.is_terminal(),
+            };
+            if is_final {
                 app.store
                     .keep_rendered(Provider::OnlyFans, polled.seq, &origin, body.clone());
             }
@@ -451,8 +461,13 @@ fn status(
     Ok(ctx.finish(crate::http::raw_json(StatusCode::OK, body), fault, note))
 }
 
-/// What a poll of `polled` answers; links point at `origin`.
-fn status_reply(app: &App, origin: &str, polled: &Polled) -> Result<wire::Status, ApiError> {
+/// What a poll of `polled` at `now` (its session's clock) answers; links point at `origin`.
+fn status_reply(
+    app: &App,
+    origin: &str,
+    polled: &Polled,
+    now: SystemTime,
+) -> Result<wire::Status, ApiError> {
     let prefixed_id = polled.id.to_string();
     Ok(match polled.state.clone() {
         JobState::Running {
@@ -480,6 +495,12 @@ fn status_reply(app: &App, origin: &str, polled: &Polled) -> Result<wire::Status
                 finished_at: polled.finished_at.unwrap_or(polled.created_at),
                 created_at: polled.created_at,
                 link_ttl: polled.scenario.link_ttl,
+                is_vault_ready: is_ready(
+                    app,
+                    &polled.scenario,
+                    polled.finished_at.unwrap_or(polled.created_at),
+                    now,
+                ),
             };
             wire::Status::Completed {
                 prefixed_id,
@@ -499,8 +520,9 @@ pub(crate) fn completed_status(
     app: &App,
     origin: &str,
     polled: &Polled,
+    now: SystemTime,
 ) -> Option<serde_json::Value> {
-    serde_json::to_value(status_reply(app, origin, polled).ok()?).ok()
+    serde_json::to_value(status_reply(app, origin, polled, now).ok()?).ok()
 }
 
 /// The webhook body for an OnlyFans job that has ended, if it is one.
@@ -510,7 +532,7 @@ pub(crate) fn webhook_body(app: &App, polled: &Polled) -> Option<bytes::Bytes> {
         JobState::Failed { .. } => "media_uploads.failed",
         JobState::Running { .. } => return None,
     };
-    let payload = status_reply(app, &app.origin, polled).ok()?;
+    let payload = status_reply(app, &app.origin, polled, app.now(&polled.session)).ok()?;
     let envelope = wire::WebhookEnvelope {
         event,
         account_id: polled.account.to_string(),
@@ -571,6 +593,23 @@ struct Rendered<'a> {
     created_at: SystemTime,
     /// The scenario's link lifetime, replacing the fixtures' for every link.
     link_ttl: Option<std::time::Duration>,
+    /// Whether vault media has become ready (its URL and sizes shown): see [`is_ready`].
+    is_vault_ready: bool,
+}
+
+/// Whether media that finished uploading at `finished_at` is ready at `now`: OnlyFans processes
+/// vault media after the upload, and shows it with `isReady: false`, no URL and zero sizes until
+/// then (the API reference's example). The scenario's `vault_ready_after`, else the fixtures'.
+fn is_ready(
+    app: &App,
+    scenario: &crate::scenario::Scenario,
+    finished_at: SystemTime,
+    now: SystemTime,
+) -> bool {
+    let after = scenario
+        .vault_ready_after
+        .unwrap_or(app.fixtures.onlyfans.vault_ready_after);
+    now >= saturating_add(finished_at, after)
 }
 
 impl Rendered<'_> {
@@ -635,6 +674,23 @@ impl Rendered<'_> {
             self.names.file_token,
             info.extension
         );
+        let full = if self.is_vault_ready {
+            wire::FullFile {
+                url: Some(self.link(&path, self.app.fixtures.onlyfans.link_ttl)),
+                width: info.width,
+                height: info.height,
+                size: self.media.size,
+                sources: Vec::new(),
+            }
+        } else {
+            wire::FullFile {
+                url: None,
+                width: 0,
+                height: 0,
+                size: 0,
+                sources: Vec::new(),
+            }
+        };
         wire::VaultMedia {
             id: 3_000_000_000 + self.names.seq,
             kind: match info.kind {
@@ -647,15 +703,9 @@ impl Rendered<'_> {
             can_view: true,
             has_error: false,
             created_at: iso_seconds_offset(self.created_at),
-            is_ready: true,
+            is_ready: self.is_vault_ready,
             files: wire::Files {
-                full: wire::FullFile {
-                    url: Some(self.link(&path, self.app.fixtures.onlyfans.link_ttl)),
-                    width: info.width,
-                    height: info.height,
-                    size: self.media.size,
-                    sources: Vec::new(),
-                },
+                full,
                 thumb: None,
                 preview: None,
                 square_preview: None,
