@@ -677,7 +677,7 @@ fn sessions(app: &App) -> Response<Body> {
 
 /// The origin links in admin answers point at: `--public-url`, else the `Host` the admin request
 /// came to (the dashboard's own origin), else the address the server listens on.
-fn origin_of(app: &App, req: &Request<Incoming>) -> String {
+pub(crate) fn origin_of(app: &App, req: &Request<Incoming>) -> String {
     if let Some(url) = &app.public_url {
         return url.trim_end_matches('/').to_owned();
     }
@@ -763,13 +763,21 @@ fn links(app: &App, origin: &str, job: &crate::store::JobSummary) -> Vec<LinkBod
             let expires = crate::signing::claimed_expiry(query).map(|secs| {
                 crate::clock::saturating_add(std::time::UNIX_EPOCH, Duration::from_secs(secs))
             });
-            let verdict = crate::signing::verify(path, query, now_secs, &app.key);
+            let denied = if crate::s3::is_s3_path(path) {
+                crate::s3::verify(origin, path, query, now_secs, &app.key)
+                    .err()
+                    .map(|denied| denied.reason())
+            } else {
+                crate::signing::verify(path, query, now_secs, &app.key)
+                    .err()
+                    .map(|err| err.reason())
+            };
             LinkBody {
                 field,
                 expires_at: expires.map(iso_millis),
                 expires_unix_ms: expires.map(unix_millis),
-                cdn_status: if verdict.is_ok() { 200 } else { 403 },
-                cdn_denied_reason: verdict.err().map(|err| err.reason()),
+                cdn_status: if denied.is_none() { 200 } else { 403 },
+                cdn_denied_reason: denied,
                 url,
             }
         })

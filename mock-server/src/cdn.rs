@@ -38,7 +38,9 @@ fn media_key<'p>(segments: &[&'p str]) -> Option<MediaKey<'p>> {
             crate::provider::fansly::seq_of_media_id(id).map(MediaKey::FanslyUpload)
         }
         ["onlyfans", "files", _, _, token, _] => Some(MediaKey::Token(token)),
-        ["onlyfans", "upload", token, _, _] => Some(MediaKey::Token(token)),
+        ["onlyfans", "s3", crate::s3::BUCKET, "upload", token, _, _] => {
+            Some(MediaKey::Token(token))
+        }
         _ => None,
     }
 }
@@ -56,7 +58,21 @@ pub(crate) async fn serve(app: &App, req: &Request<Incoming>, segments: &[&str])
         Some((_, session)) => app.now(session),
         None => app.clock.now(),
     };
-    if let Err(err) = signing::verify(path, query, crate::clock::unix_secs(now), &app.key) {
+    if crate::s3::is_s3_path(path) {
+        // `sourceUrl`: an S3 presigned URL, which signs the host it was made for too.
+        let origin = crate::admin::origin_of(app, req);
+        if let Err(denied) =
+            crate::s3::verify(&origin, path, query, crate::clock::unix_secs(now), &app.key)
+        {
+            tracing::info!(%path, reason = denied.reason(), "s3 link refused");
+            let mut response = xml_error(StatusCode::FORBIDDEN, denied.code(), denied.message());
+            response.headers_mut().insert(
+                "x-mock-denied-reason",
+                HeaderValue::from_static(denied.reason()),
+            );
+            return response;
+        }
+    } else if let Err(err) = signing::verify(path, query, crate::clock::unix_secs(now), &app.key) {
         tracing::info!(%path, reason = err.reason(), "cdn link refused");
         let message = match err {
             signing::SignatureError::MissingKeyPairId

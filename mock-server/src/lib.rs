@@ -61,6 +61,7 @@ mod journal;
 mod persist;
 mod provider;
 mod record;
+mod s3;
 mod store;
 mod ui;
 mod upload;

@@ -260,7 +260,12 @@ fn custom_policy(encoded: &str, path: &str) -> Result<(String, u64), SignatureEr
 }
 
 /// The expiry (Unix seconds) a signed query claims, without checking it; for tests and reports.
+/// Knows CloudFront's (`Expires`, `Policy`) and S3's presigned form (`X-Amz-Date` +
+/// `X-Amz-Expires`, OnlyFans' `sourceUrl`).
 pub fn claimed_expiry(query: &str) -> Option<u64> {
+    if let Some(expiry) = crate::s3::claimed_expiry(query) {
+        return Some(expiry);
+    }
     for (name, value) in form_urlencoded::parse(query.as_bytes()) {
         match &*name {
             "Expires" => return value.parse().ok(),

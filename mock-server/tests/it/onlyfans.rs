@@ -111,7 +111,7 @@ async fn async_cdn_lifecycle(name: &str, mimetype: &str, thumb: (u64, u64)) -> (
         "{}",
         thumbs[0]
     );
-    for link in thumbs.iter().chain([&source]) {
+    for link in &thumbs {
         assert!(
             link.contains("Expires=")
                 && link.contains("Signature=")
@@ -120,6 +120,22 @@ async fn async_cdn_lifecycle(name: &str, mimetype: &str, thumb: (u64, u64)) -> (
         );
         assert_serves(&server, link, &bytes, mimetype).await;
     }
+    // Issue 18: `sourceUrl` is an S3 presigned URL, not a CloudFront one.
+    for param in [
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256",
+        "X-Amz-Credential=",
+        "X-Amz-Date=",
+        "X-Amz-Expires=604800",
+        "X-Amz-SignedHeaders=host",
+        "X-Amz-Signature=",
+    ] {
+        assert!(source.contains(param), "{param} in {source}");
+    }
+    assert!(
+        source.contains("/cdn/onlyfans/s3/of2transcoder/upload/"),
+        "{source}"
+    );
+    assert_serves(&server, &source, &bytes, mimetype).await;
 
     // CloudFront links live a day; the S3-style source link a week.
     server.advance(Duration::from_secs(24 * 3600 + 1)).await;
@@ -127,6 +143,13 @@ async fn async_cdn_lifecycle(name: &str, mimetype: &str, thumb: (u64, u64)) -> (
     assert_serves(&server, &source, &bytes, mimetype).await;
     server.advance(Duration::from_secs(6 * 24 * 3600)).await;
     assert_expired(&server, &source).await;
+    let (_, _, body) = server.fetch(&source).await;
+    assert!(
+        String::from_utf8(body)
+            .unwrap()
+            .contains("<Message>Request has expired</Message>"),
+        "S3's own text"
+    );
     (server, done)
 }
 
@@ -603,4 +626,60 @@ async fn vault_media_becomes_ready_after_its_processing_time() {
     server.advance(Duration::from_secs(3600)).await;
     let later = server.onlyfans_status(ACCOUNT, &upload_id).await;
     assert_eq!(later.body, ready, "a ready answer stays as it was");
+}
+
+/// Issue 18: `sourceUrl` is checked as S3 checks a presigned URL: a changed signature, path or
+/// expiry is `SignatureDoesNotMatch`, a missing parameter `AuthorizationQueryParametersError`.
+#[tokio::test]
+async fn the_source_url_is_refused_as_s3_refuses_a_tampered_presigned_url() {
+    let server = spawn_server().await;
+    let bytes = sample("sample.jpg");
+    let form = Form::new().part("file", file_part(bytes.clone(), "photo.jpg", "image/jpeg"));
+    let sync = server.onlyfans_upload(ACCOUNT, "upload", form).await;
+    let source = sync.body["sourceUrl"].as_str().unwrap().to_owned();
+    assert_serves(&server, &source, &bytes, "image/jpeg").await;
+    let refused = |link: String, code: &'static str| {
+        let server = &server;
+        async move {
+            let (status, _, body) = server.fetch(&link).await;
+            let body = String::from_utf8(body).unwrap();
+            assert_eq!(status, 403, "{link}");
+            assert!(
+                body.contains(&format!("<Code>{code}</Code>")),
+                "{link}: {body}"
+            );
+        }
+    };
+    let (base, query) = source.split_once('?').unwrap();
+    let signature_at = query.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+    let mut tampered = query.to_owned();
+    let flipped = if &tampered[signature_at..=signature_at] == "0" {
+        "1"
+    } else {
+        "0"
+    };
+    tampered.replace_range(signature_at..=signature_at, flipped);
+    refused(format!("{base}?{tampered}"), "SignatureDoesNotMatch").await;
+    refused(
+        format!(
+            "{base}?{}",
+            query.replace("X-Amz-Expires=604800", "X-Amz-Expires=604799")
+        ),
+        "SignatureDoesNotMatch",
+    )
+    .await;
+    refused(
+        format!("{}?{query}", base.replace("photo.jpg", "other.jpg")),
+        "SignatureDoesNotMatch",
+    )
+    .await;
+    let unsigned: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !pair.starts_with("X-Amz-Date="))
+        .collect();
+    refused(
+        format!("{base}?{}", unsigned.join("&")),
+        "AuthorizationQueryParametersError",
+    )
+    .await;
 }

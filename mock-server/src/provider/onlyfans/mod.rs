@@ -648,16 +648,26 @@ impl Rendered<'_> {
             Vec::new()
         };
         let file_name = utf8_percent_encode(&self.media.file_name, PATH_SAFE).to_string();
-        let source_path = format!(
-            "/cdn/onlyfans/upload/{}/{:012}/{file_name}",
+        let source_path = crate::s3::object_path(&format!(
+            "upload/{}/{:012}/{file_name}",
             self.names.source_token, self.names.seq
-        );
+        ));
+        // An S3 presigned GET, as the provider's `sourceUrl` is (not a CloudFront link).
+        let source_url = crate::s3::presign(
+            self.origin,
+            &source_path,
+            self.finished_at,
+            self.link_ttl.unwrap_or(fixture.source_url_ttl),
+            &self.app.key,
+        )
+        .map(|url| format!("{url}{}", self.session_suffix))
+        .unwrap_or_default();
         wire::CdnMedia {
             prefixed_id: self.names.media_id.clone(),
             file_name: self.media.file_name.clone(),
             process_id: self.names.process_id.clone(),
             host: fixture.host.clone(),
-            source_url: self.link(&source_path, fixture.source_url_ttl),
+            source_url,
             extra: self.names.extra.clone(),
             additional: wire::Additional {
                 user: fixture.additional_user.clone(),
