@@ -950,7 +950,13 @@ async fn proxied_upload(client: &reqwest::Client) -> anyhow::Result<Row> {
         .file_name("big.bin"),
     );
     let watch = Stopwatch::start();
-    upload(client, &proxy, form, "1 GB upload through the recording proxy").await?;
+    upload(
+        client,
+        &proxy,
+        form,
+        "1 GB upload through the recording proxy",
+    )
+    .await?;
     let secs = watch.elapsed().as_secs_f64();
     let (_, proxy_peak) = rss_mib(proxy.pid());
     let (_, upstream_peak) = rss_mib(upstream.pid());
