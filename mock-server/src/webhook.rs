@@ -17,7 +17,7 @@
 //! The same page says what a receiver must survive, and the job's scenario (`webhook:`) makes each
 //! happen on demand: a delivery late, twice, out of order, never, not answered in time, or to an
 //! endpoint paused after failing (its events then dropped, not kept). Pauses and held events live
-//! in [`State`], per session, so parallel tests do not pause each other.
+//! in the sender's `State`, per session, so parallel tests do not pause each other.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
