@@ -10,6 +10,7 @@
 //! - [`check`]: the catalogue of checks and their outcomes.
 //! - [`mod@run`]: the runner that drives a target and returns a [`Report`].
 //! - [`client`]: grades a client program against the mock's built-in scenarios.
+//! - [`receiver`]: grades a webhook receiver with the mock's own deliveries.
 //! - [`drift`]: our specs against the providers' own, and live answers against snapshots.
 //! - [`snapshot`]: normalised bodies and their differences.
 //! - [`parity`]: recorded cassettes replayed against a target, answer by answer.
@@ -33,6 +34,7 @@ pub mod check;
 pub mod client;
 pub mod drift;
 pub mod parity;
+pub mod receiver;
 pub mod report;
 pub mod run;
 pub mod snapshot;

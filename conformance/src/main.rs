@@ -1,4 +1,5 @@
-//! `conformance`: run the checks against a target, grade a client program, or report drift.
+//! `conformance`: run the checks against a target, grade a client program or a webhook receiver,
+//! or report drift.
 //!
 //! Exit status: 0 everything passed, 1 a check failed, a rule was not exercised (unless
 //! `--allow-skip`), drift was found or parity found a difference not accepted, 2 bad usage or
@@ -13,6 +14,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use conformance::client::{self, ClientOptions, TimeScale};
 use conformance::drift::{self, Severity};
+use conformance::receiver::{self, ReceiverOptions};
 use conformance::report::{self, GradeProgress, Progress, Suite};
 use conformance::{Options, Report, RunError, Target};
 use mock_server::{MockServer, Provider};
@@ -33,6 +35,9 @@ enum Command {
     Run(RunArgs),
     /// Grade a client program against every built-in scenario of the mock.
     Client(ClientArgs),
+    /// Grade a webhook receiver: deliver media_uploads events to it as the provider does
+    /// (duplicates, out of order, a forged signature, a redelivery) and judge it rule by rule.
+    Webhooks(WebhooksArgs),
     /// Compare our specs with the providers' own, and (with --base-url) live answers with the
     /// committed snapshots.
     Drift(DriftArgs),
@@ -147,6 +152,30 @@ struct ClientArgs {
 }
 
 #[derive(Debug, Args)]
+struct WebhooksArgs {
+    /// The provider whose webhooks are sent (only OnlyFans sends upload webhooks).
+    #[arg(long)]
+    provider: ProviderArg,
+    /// An already running receiver, instead of a command.
+    #[arg(long, conflicts_with = "command")]
+    url: Option<String>,
+    /// The signing secret the receiver verifies with; given to a started receiver as {secret}
+    /// and CONFORMANCE_WEBHOOK_SECRET. Needed with --url.
+    #[arg(long, env = "CONFORMANCE_WEBHOOK_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// Write a JUnit XML report here.
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Write a JSON report here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// The command that starts the receiver and prints its URL as its first stdout line;
+    /// {secret} is substituted.
+    #[arg(last = true)]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
 struct DriftArgs {
     /// Compare live answers with the snapshots too (needs --provider and credentials).
     #[arg(long, env = "CONFORMANCE_BASE_URL")]
@@ -223,6 +252,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run(args).await,
             Command::Client(args) => grade(args).await,
+            Command::Webhooks(args) => grade_receiver(args).await,
             Command::Drift(args) => drift(args).await,
             Command::Parity(args) => parity(args).await,
         }
@@ -449,6 +479,60 @@ fn write_reports(
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+async fn grade_receiver(args: WebhooksArgs) -> anyhow::Result<bool> {
+    let provider = Provider::from(args.provider);
+    if !receiver::supports(provider) {
+        anyhow::bail!(
+            "{} sends no upload webhooks; grade a receiver with --provider onlyfans",
+            provider.slug()
+        );
+    }
+    let secret = match (&args.secret, &args.url) {
+        (Some(secret), _) => secret.clone(),
+        (None, None) => receiver::DEFAULT_SECRET.to_owned(),
+        (None, Some(_)) => {
+            anyhow::bail!("--url needs --secret: the signing secret the receiver verifies with")
+        }
+    };
+    let options = ReceiverOptions {
+        command: args.command,
+        url: args.url,
+        secret,
+    };
+    let grade = receiver::grade(&options).await?;
+    let name = format!("webhooks {}", provider.slug());
+    let properties = vec![
+        ("url".to_owned(), grade.url.clone()),
+        (
+            "elapsed_ms".to_owned(),
+            grade.elapsed.as_millis().to_string(),
+        ),
+    ];
+    let suites = [Suite {
+        name: &name,
+        results: &grade.results,
+        properties: &properties,
+    }];
+    if let Some(path) = &args.junit {
+        let xml = report::junit("conformance-webhooks", &suites).context("rendering JUnit XML")?;
+        std::fs::write(path, xml).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.json {
+        let extra = serde_json::json!({
+            "command": options.command,
+            "provider": provider.slug(),
+        });
+        std::fs::write(path, report::json(&suites, extra))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let mut out = std::io::stdout().lock();
+    report::print(&mut out, &suites)?;
+    if grade.is_failure() && !grade.output_tail.is_empty() {
+        writeln!(out, "--- receiver output ---\n{}", grade.output_tail)?;
+    }
+    Ok(!grade.is_failure())
 }
 
 async fn grade(args: ClientArgs) -> anyhow::Result<bool> {

@@ -265,10 +265,24 @@ pub(crate) async fn handle(app: &App, req: Request<Incoming>, segments: &[&str])
             let session = SessionId::from(*name);
             let n_jobs = app.store.reset_session(&session);
             app.journal.forget_session(name);
+            app.webhook_state.forget_session(name);
             json(
                 StatusCode::OK,
                 &serde_json::json!({ "session": name, "jobs_removed": n_jobs }),
             )
+        }
+        (&Method::GET, ["webhooks"]) => {
+            let session = session.unwrap_or_else(|| SessionId::from(DEFAULT_SESSION));
+            webhook_health(app, &session)
+        }
+        (&Method::POST, ["webhooks", "resume"]) => {
+            let session = session.unwrap_or_else(|| SessionId::from(DEFAULT_SESSION));
+            app.webhook_state.resume(&session);
+            webhook_health(app, &session)
+        }
+        (&Method::POST, ["webhooks", delivery, "redeliver"]) => {
+            let session = session.unwrap_or_else(|| SessionId::from(DEFAULT_SESSION));
+            redeliver(app, &session, delivery).await
         }
         (&Method::GET, ["scenarios"]) => scenarios(app),
         (&Method::GET, ["journal"]) => journal(app, req.uri().query().unwrap_or_default()),
@@ -918,12 +932,55 @@ struct EntryBody {
 
 #[derive(Serialize)]
 struct DeliveryBody {
+    id: u64,
+    redelivery_of: Option<u64>,
     attempt: u32,
     max_attempts: u32,
     next_retry_at: Option<String>,
 }
 
 use crate::journal::route_of;
+
+/// A session's webhook endpoint: whether it is paused, and its consecutive failed attempts.
+fn webhook_health(app: &App, session: &SessionId) -> Response<Body> {
+    let (paused, consecutive_failures) = app.webhook_state.health(session);
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "session": &**session,
+            "paused": paused,
+            "consecutive_failures": consecutive_failures,
+        }),
+    )
+}
+
+async fn redeliver(app: &App, session: &SessionId, delivery: &str) -> Response<Body> {
+    let Ok(delivery_id) = delivery.parse::<u64>() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "unknown_delivery",
+            format!("no webhook delivery {delivery:?}: ids are the journal's delivery.id numbers"),
+        );
+    };
+    match crate::webhook::redeliver(app, session, delivery_id).await {
+        Ok(redelivered) => json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "delivery": redelivered.delivery,
+                "redelivery_of": redelivered.redelivery_of,
+                "status": redelivered.status,
+            }),
+        ),
+        Err(err @ crate::webhook::RedeliverError::NoWebhook) => {
+            error(StatusCode::CONFLICT, "no_webhook", err.to_string())
+        }
+        Err(err @ crate::webhook::RedeliverError::UnknownDelivery) => error(
+            StatusCode::NOT_FOUND,
+            "unknown_delivery",
+            format!("webhook delivery {delivery_id}: {err}"),
+        ),
+    }
+}
 
 fn journal(app: &App, query: &str) -> Response<Body> {
     let mut route = None;
@@ -1002,6 +1059,8 @@ fn journal(app: &App, query: &str) -> Response<Body> {
             repeat_of: entry.repeat_of,
             retry_after: entry.retry_after,
             delivery: entry.note.delivery.map(|delivery| DeliveryBody {
+                id: delivery.id,
+                redelivery_of: delivery.redelivery_of,
                 attempt: delivery.attempt,
                 max_attempts: delivery.max_attempts,
                 next_retry_at: delivery.next_retry_at.map(iso_millis),

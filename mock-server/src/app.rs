@@ -35,6 +35,8 @@ pub(crate) struct App {
     pub(crate) events: crate::events::Events,
     /// Where OnlyFans webhooks go, if anywhere.
     pub(crate) webhook: Option<Arc<crate::webhook::WebhookConfig>>,
+    /// Endpoint pauses, held out-of-order events and recent deliveries (for redelivery).
+    pub(crate) webhook_state: crate::webhook::State,
     /// Wakes the webhook sender when a clock moves.
     pub(crate) webhook_wake: tokio::sync::Notify,
     /// `http://host:port` of this server, for links in webhooks (no request to take a Host from).

@@ -218,8 +218,28 @@ mod tests {
             Some(MediaKey::Token("abcd"))
         );
         assert_eq!(
-            media_key(&["onlyfans", "upload", "uuid", "000000000001", "photo.jpg"]),
+            media_key(&[
+                "onlyfans",
+                "s3",
+                "of2transcoder",
+                "upload",
+                "uuid",
+                "000000000001",
+                "photo.jpg"
+            ]),
             Some(MediaKey::Token("uuid"))
+        );
+        assert_eq!(
+            media_key(&[
+                "onlyfans",
+                "s3",
+                "other-bucket",
+                "upload",
+                "uuid",
+                "1",
+                "photo.jpg"
+            ]),
+            None
         );
         assert_eq!(media_key(&["onlyfans", "files", "a"]), None);
     }

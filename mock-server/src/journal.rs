@@ -43,6 +43,8 @@ pub(crate) struct Note {
 /// A webhook attempt, as its journal entry tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Delivery {
+    /// The delivery's id, which `POST /__admin/webhooks/{id}/redeliver` replays.
+    pub(crate) id: u64,
     /// This attempt's number, from 1.
     pub(crate) attempt: u32,
     /// Attempts made before giving up.
@@ -50,6 +52,8 @@ pub(crate) struct Delivery {
     /// When the next attempt goes (on the job's session clock), if this one failed and another
     /// is left.
     pub(crate) next_retry_at: Option<std::time::SystemTime>,
+    /// The delivery a manual redelivery replays.
+    pub(crate) redelivery_of: Option<u64>,
 }
 
 /// One journal entry.

@@ -503,6 +503,7 @@ impl Builder {
             enforce_rate_limits: self.enforce_rate_limits,
             rules: self.rules,
             webhook: self.webhook.map(Arc::new),
+            webhook_state: webhook::State::default(),
             webhook_wake: tokio::sync::Notify::new(),
             origin: self
                 .public_url

@@ -259,7 +259,8 @@ pub struct Scenario {
     pub webhook: WebhookBehaviour,
 }
 
-/// How a scenario bends webhook delivery.
+/// How a scenario bends webhook delivery. Each is something OnlyFansAPI's "Delivery & retries"
+/// page says a receiver must survive, except `bad_signature`, which is what a forger sends.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WebhookBehaviour {
     /// Wait this long (real time) before the first delivery.
@@ -268,6 +269,21 @@ pub struct WebhookBehaviour {
     pub duplicate: bool,
     /// Never deliver (journaled as dropped).
     pub drop: bool,
+    /// How long a receiver may take to answer before the attempt counts as failed and is
+    /// retried; the provider's 10 s ([`crate::webhook::TIMEOUT`]) when absent. Shorter values let
+    /// tests reach a timeout quickly.
+    pub timeout: Option<Duration>,
+    /// Hold the event until a later event of its session has been answered, so it arrives after
+    /// an event that ended later: the provider does not keep order.
+    pub out_of_order: bool,
+    /// Sign with a key the receiver does not have, so a receiver's signature check can be seen to
+    /// refuse it.
+    pub bad_signature: bool,
+    /// Pause the session's endpoint after this many consecutive failed attempts; while paused,
+    /// every event is dropped (not kept for later) until `POST /__admin/webhooks/resume`. The
+    /// provider pauses failing endpoints, but no source we hold states its threshold, so none by
+    /// default.
+    pub pause_after: Option<u32>,
 }
 
 /// Why a scenario could not be loaded.
@@ -308,6 +324,14 @@ pub enum ScenarioError {
         path: PathBuf,
         /// Zero-based index of the fault.
         fault_idx: usize,
+        /// What is wrong.
+        problem: &'static str,
+    },
+    /// The `webhook:` section has a value the format allows but the meaning does not.
+    #[error("invalid scenario {path}: webhook: {problem}")]
+    Webhook {
+        /// The file.
+        path: PathBuf,
         /// What is wrong.
         problem: &'static str,
     },
@@ -489,6 +513,18 @@ impl Scenario {
                 action,
             });
         }
+        if let Some(webhook) = &file.webhook {
+            let problem = |problem| ScenarioError::Webhook {
+                path: path.to_owned(),
+                problem,
+            };
+            if webhook.pause_after == Some(0) {
+                return Err(problem("pause_after counts failed attempts from 1"));
+            }
+            if webhook.timeout.is_some_and(|timeout| timeout.0.is_zero()) {
+                return Err(problem("timeout must be longer than 0s"));
+            }
+        }
         Ok(Self {
             name: name.to_owned(),
             description: file.description,
@@ -507,6 +543,10 @@ impl Scenario {
                     delay: webhook.delay.map_or(Duration::ZERO, |delay| delay.0),
                     duplicate: webhook.duplicate,
                     drop: webhook.drop,
+                    timeout: webhook.timeout.map(|timeout| timeout.0),
+                    out_of_order: webhook.out_of_order,
+                    bad_signature: webhook.bad_signature,
+                    pause_after: webhook.pause_after,
                 }),
         })
     }
@@ -704,6 +744,14 @@ struct WebhookFile {
     duplicate: bool,
     #[serde(default)]
     drop: bool,
+    #[serde(default)]
+    timeout: Option<HumanDuration>,
+    #[serde(default)]
+    out_of_order: bool,
+    #[serde(default)]
+    bad_signature: bool,
+    #[serde(default)]
+    pause_after: Option<u32>,
 }
 
 #[derive(Deserialize)]

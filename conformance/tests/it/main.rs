@@ -9,6 +9,7 @@ mod mock;
 mod negative;
 mod parity;
 mod props;
+mod receiver;
 mod snapshots;
 mod support;
 mod verdicts;

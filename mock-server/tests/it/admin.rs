@@ -278,7 +278,7 @@ async fn forcing_refuses_unknown_jobs_providers_and_bodies() {
 }
 
 /// Sends an admin request and checks its answer against `specs/admin.yaml`.
-async fn admin_checked(
+pub(crate) async fn admin_checked(
     server: &crate::support::TestServer,
     method: reqwest::Method,
     path: &str,

@@ -24,7 +24,8 @@ fn header<'d>(delivery: &'d Delivery, name: &str) -> Option<&'d str> {
     delivery.0.get(name).map(|value| value.to_str().unwrap())
 }
 
-/// A webhook receiver that records what it gets and answers scripted statuses (then 200).
+/// A webhook receiver that records what it gets and answers scripted statuses (then 200); a
+/// scripted 0 never answers.
 #[derive(Clone, Default)]
 struct Receiver {
     received: Arc<Mutex<Vec<Delivery>>>,
@@ -52,6 +53,9 @@ impl Receiver {
                             let body = req.into_body().collect().await.unwrap().to_bytes();
                             shared.received.lock().unwrap().push((headers, body));
                             let status = shared.script.lock().unwrap().pop_front().unwrap_or(200);
+                            if status == 0 {
+                                std::future::pending::<()>().await;
+                            }
                             let mut response = hyper::Response::new(Full::new(Bytes::new()));
                             *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
                             Ok::<_, std::convert::Infallible>(response)
@@ -218,9 +222,14 @@ async fn a_failed_upload_is_announced_and_a_refused_delivery_is_retried() {
 
 /// A server whose default scenario sets `webhook:` to `behaviour`.
 async fn server_with_webhook_behaviour(url: String, behaviour: &str) -> TestServer {
+    server_with_webhook_section(url, &format!("{behaviour}: true")).await
+}
+
+/// A server whose default scenario's `webhook:` section is `{ section }`.
+async fn server_with_webhook_section(url: String, section: &str) -> TestServer {
     let mut config = WebhookConfig::new(url).signed_with(SECRET);
     config.backoff = Duration::from_millis(10);
-    let yaml = format!("description: webhooks {behaviour}\nwebhook: {{ {behaviour}: true }}\n");
+    let yaml = format!("description: \"webhooks {section}\"\nwebhook: {{ {section} }}\n");
     let scenario =
         mock_server::scenario::Scenario::parse("hooks", &yaml, std::path::Path::new("hooks.yaml"))
             .unwrap();
@@ -327,4 +336,259 @@ async fn without_a_secret_deliveries_are_unsigned_and_each_event_has_its_own_key
         keys.push(key.to_owned());
     }
     assert_ne!(keys[0], keys[1], "two events share a key");
+}
+
+/// The session's webhook journal entries, once there are at least `n` (the sender journals on its
+/// own task: waited for, bounded).
+async fn webhook_entries(server: &TestServer, session: Option<&str>, n: usize) -> Vec<Value> {
+    let query = session.map_or(String::new(), |session| format!("&session={session}"));
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let journal: Value = server
+                .http
+                .get(server.url(&format!("/__admin/journal?route=webhook{query}")))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let entries = journal["entries"].as_array().unwrap().clone();
+            if entries.len() >= n {
+                return entries;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{n} webhook attempts were not journaled within 10 s"))
+}
+
+/// Issue 18: the provider counts an attempt not answered 2xx within 10 s as failed and retries it;
+/// a scenario shortens the deadline so a test reaches it at once.
+#[tokio::test]
+async fn a_delivery_not_answered_in_time_fails_and_is_retried() {
+    let (receiver, url) = Receiver::start(&[0]).await;
+    let server = server_with_webhook_section(url, "timeout: 200ms").await;
+    async_upload(&server, None).await;
+    server.advance(Duration::from_secs(3)).await;
+    let received = receiver.wait_for(2).await;
+    assert_eq!(received[0].1, received[1].1);
+    assert_eq!(
+        header(&received[0], "x-ofapi-idempotency-key"),
+        header(&received[1], "x-ofapi-idempotency-key")
+    );
+    let entries = webhook_entries(&server, None, 2).await;
+    assert_eq!(entries[0]["status"], 0);
+    assert_eq!(entries[0]["fault"], "timeout");
+    assert!(entries[0]["delivery"]["next_retry_at"].is_string());
+    assert_eq!(entries[1]["status"], 200);
+    assert_eq!(entries[1]["delivery"]["attempt"], 2);
+}
+
+/// Issue 18: deliveries can arrive out of order. An `out_of_order` event waits for a later event of
+/// its session, so the job that ended first is announced last.
+#[tokio::test]
+async fn an_out_of_order_event_arrives_after_one_that_ended_later() {
+    let (receiver, url) = Receiver::start(&[]).await;
+    let server = server_with_webhook_behaviour(url, "out_of_order").await;
+    let first = async_upload(&server, Some("fail-while-processing")).await;
+    // fail-while-processing has no out_of_order: this job is the control, announced at once.
+    server.advance(Duration::from_secs(3)).await;
+    let received = receiver.wait_for(1).await;
+    let envelope: Value = serde_json::from_slice(&received[0].1).unwrap();
+    assert_eq!(envelope["payload"]["prefixed_id"], first.as_str());
+    let held = async_upload(&server, None).await;
+    server.advance(Duration::from_secs(3)).await;
+    let later = async_upload(&server, Some("happy")).await;
+    // The held job has ended; nothing later has been delivered, so it is not sent yet.
+    assert_eq!(receiver.received().len(), 1, "the held event was not held");
+    server.advance(Duration::from_secs(3)).await;
+    let received = receiver.wait_for(3).await;
+    let order: Vec<String> = received
+        .iter()
+        .map(|delivery| {
+            let envelope: Value = serde_json::from_slice(&delivery.1).unwrap();
+            envelope["payload"]["prefixed_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(order, [first, later, held.clone()]);
+    let entries = webhook_entries(&server, None, 3).await;
+    let held_entry = entries.last().unwrap();
+    assert_eq!(held_entry["fault"], "out_of_order");
+    assert_eq!(held_entry["status"], 200);
+}
+
+/// Issue 18: a failing endpoint is paused; events during the pause are dropped, not kept, and
+/// after a resume only later events are delivered.
+#[tokio::test]
+async fn a_failing_endpoint_is_paused_and_events_during_the_pause_are_dropped() {
+    let (receiver, url) = Receiver::start(&[500, 503]).await;
+    let server = server_with_webhook_section(url, "pause_after: 2").await;
+    async_upload(&server, None).await;
+    server.advance(Duration::from_secs(3)).await;
+    let entries = webhook_entries(&server, None, 2).await;
+    let statuses: Vec<&Value> = entries.iter().map(|entry| &entry["status"]).collect();
+    assert_eq!(statuses, [500, 503]);
+    assert_eq!(
+        entries[1]["delivery"]["next_retry_at"],
+        Value::Null,
+        "a pausing failure schedules no retry"
+    );
+    let (status, health) = crate::admin::admin_checked(
+        &server,
+        reqwest::Method::GET,
+        "/__admin/webhooks",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(health["paused"], true);
+    assert_eq!(health["consecutive_failures"], 2);
+    let dropped_job = async_upload(&server, None).await;
+    server.advance(Duration::from_secs(3)).await;
+    let entries = webhook_entries(&server, None, 3).await;
+    assert_eq!(entries[2]["fault"], "paused");
+    assert_eq!(entries[2]["status"], 0);
+    assert_eq!(entries[2]["job_id"], dropped_job.as_str());
+    let (status, health) = crate::admin::admin_checked(
+        &server,
+        reqwest::Method::POST,
+        "/__admin/webhooks/resume",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(health["paused"], false);
+    let delivered_job = async_upload(&server, None).await;
+    server.advance(Duration::from_secs(3)).await;
+    let entries = webhook_entries(&server, None, 4).await;
+    assert_eq!(entries[3]["status"], 200);
+    assert_eq!(entries[3]["job_id"], delivered_job.as_str());
+    // The receiver saw the two failed attempts and the event after the resume: the dropped event
+    // was never sent, then or later.
+    let received = receiver.received();
+    assert_eq!(received.len(), 3);
+    assert!(
+        received.iter().all(|delivery| {
+            let envelope: Value = serde_json::from_slice(&delivery.1).unwrap();
+            envelope["payload"]["prefixed_id"] != dropped_job.as_str()
+        }),
+        "the event of the pause was delivered"
+    );
+}
+
+/// Issue 18: a manual redelivery sends the same body with the original idempotency key, signed,
+/// and names the delivery it replays in `X-OFAPI-Redelivery-Of`.
+#[tokio::test]
+async fn a_manual_redelivery_sends_the_same_event_and_names_the_delivery() {
+    let (receiver, url) = Receiver::start(&[]).await;
+    let server = server_with_webhook(url).await;
+    async_upload(&server, None).await;
+    server.advance(Duration::from_secs(3)).await;
+    let original = receiver.wait_for(1).await.remove(0);
+    assert_eq!(header(&original, "x-ofapi-redelivery-of"), None);
+    let entries = webhook_entries(&server, None, 1).await;
+    let delivery_id = entries[0]["delivery"]["id"].as_u64().unwrap();
+    let (status, answer) = crate::admin::admin_checked(
+        &server,
+        reqwest::Method::POST,
+        &format!("/__admin/webhooks/{delivery_id}/redeliver"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["redelivery_of"], delivery_id);
+    assert_eq!(answer["status"], 200);
+    let received = receiver.wait_for(2).await;
+    let again = &received[1];
+    assert_eq!(again.1, original.1, "a redelivery carries the same body");
+    assert_eq!(
+        header(again, "x-ofapi-idempotency-key"),
+        header(&original, "x-ofapi-idempotency-key")
+    );
+    let replayed = delivery_id.to_string();
+    assert_eq!(
+        header(again, "x-ofapi-redelivery-of"),
+        Some(replayed.as_str())
+    );
+    assert_eq!(
+        header(again, "signature"),
+        Some(signature(SECRET, &again.1).as_str())
+    );
+    let entries = webhook_entries(&server, None, 2).await;
+    assert_eq!(entries[1]["delivery"]["id"], answer["delivery"]);
+    assert_eq!(entries[1]["delivery"]["redelivery_of"], delivery_id);
+    // Another session cannot replay it, nor can an unknown id be.
+    for (path, session) in [
+        (
+            format!("/__admin/webhooks/{delivery_id}/redeliver"),
+            Some("other"),
+        ),
+        ("/__admin/webhooks/999/redeliver".to_owned(), None),
+        ("/__admin/webhooks/latest/redeliver".to_owned(), None),
+    ] {
+        let (status, body) =
+            crate::admin::admin_checked(&server, reqwest::Method::POST, &path, session, None).await;
+        assert_eq!(status, 404, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "unknown_delivery");
+    }
+    assert_eq!(receiver.received().len(), 2);
+}
+
+#[tokio::test]
+async fn redelivery_without_a_webhook_is_refused() {
+    let server = crate::support::spawn_server().await;
+    let (status, body) = crate::admin::admin_checked(
+        &server,
+        reqwest::Method::POST,
+        "/__admin/webhooks/1/redeliver",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert_eq!(body["error"]["code"], "no_webhook");
+}
+
+/// A scenario can forge the signature, so a receiver's check is seen to refuse what it must.
+#[tokio::test]
+async fn a_scenario_can_send_a_bad_signature() {
+    let (receiver, url) = Receiver::start(&[401]).await;
+    let server = server_with_webhook_behaviour(url, "bad_signature").await;
+    async_upload(&server, None).await;
+    server.advance(Duration::from_secs(3)).await;
+    let received = receiver.wait_for(2).await;
+    for delivery in &received {
+        let sent = header(delivery, "signature").unwrap();
+        assert_eq!(sent.len(), 64);
+        assert_ne!(
+            sent,
+            signature(SECRET, &delivery.1),
+            "the signature is valid"
+        );
+    }
+    let entries = webhook_entries(&server, None, 2).await;
+    assert_eq!(entries[0]["fault"], "bad_signature");
+    assert_eq!(entries[0]["status"], 401);
+}
+
+#[test]
+fn a_pause_threshold_of_zero_is_refused() {
+    let err = mock_server::scenario::Scenario::parse(
+        "x",
+        "webhook: { pause_after: 0 }\n",
+        std::path::Path::new("x.yaml"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid scenario x.yaml: webhook: pause_after counts failed attempts from 1"
+    );
 }
