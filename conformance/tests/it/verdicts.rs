@@ -79,6 +79,12 @@ async fn drift_against_a_freshly_started_mock_finds_nothing_in_three_runs() {
         } else {
             "acct_86540"
         };
+        let running = if provider == "fansly" {
+            "same      status_active"
+        } else {
+            "same      status_processing"
+        };
+        let mut n_sampled_running = 0;
         for _ in 0..3 {
             let mut command = conformance();
             command.args([
@@ -94,13 +100,14 @@ async fn drift_against_a_freshly_started_mock_finds_nothing_in_three_runs() {
             let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
             assert_eq!(out.status.code(), Some(0), "{}", text(&out));
             assert!(!stdout.contains("CHANGED"), "{stdout}");
-            let running = if provider == "fansly" {
-                "same      status_active"
-            } else {
-                "same      status_processing"
-            };
-            assert!(stdout.contains(running), "{stdout}");
+            n_sampled_running += usize::from(stdout.contains(running));
         }
+        // On the system clock a run on a loaded machine may poll past the 2 s processing window;
+        // the in-progress answer must still have been compared in at least one of the three.
+        assert!(
+            n_sampled_running > 0,
+            "{provider}: no run compared {running}"
+        );
     }
 }
 
