@@ -473,7 +473,11 @@ async fn answer_busy(this: &Connection, req: Request<Incoming>) -> Result<Respon
         Routed::Ready(response) => response,
         Routed::Later(work) => work.await,
     };
-    date_on_the_mocks_clock(&mut response, ctx.now().unwrap_or_else(|| app.clock.now()));
+    date_on_the_mocks_clock(
+        &mut response,
+        ctx.now().unwrap_or_else(|| app.clock.now()),
+        app.clock.is_manual(),
+    );
     let mut note = ctx.take_note();
     note.fault = note.fault.or_else(|| {
         response
@@ -535,7 +539,11 @@ async fn answer_busy(this: &Connection, req: Request<Incoming>) -> Result<Respon
 /// second that hyper would write: a client that computes link expiry from `Date` must agree with
 /// the body, which is on the mock's (or the session's) clock. RFC 9110 §6.6.1's format, cached per
 /// thread for the second it names.
-fn date_on_the_mocks_clock(response: &mut Response<Body>, at: std::time::SystemTime) {
+fn date_on_the_mocks_clock(
+    response: &mut Response<Body>,
+    at: std::time::SystemTime,
+    is_manual: bool,
+) {
     thread_local! {
         static LAST: std::cell::RefCell<Option<(u64, HeaderValue)>> =
             const { std::cell::RefCell::new(None) };
@@ -545,11 +553,14 @@ fn date_on_the_mocks_clock(response: &mut Response<Body>, at: std::time::SystemT
             .map_or(0, |since| since.as_secs())
     };
     let at_second = second(at);
-    // The wall clock on purpose: it is what hyper writes when `Date` is left to it.
-    #[allow(clippy::disallowed_methods)]
-    let wall = std::time::SystemTime::now();
-    if at_second == second(wall) {
-        return;
+    if !is_manual {
+        // The wall clock on purpose: it is what hyper writes when `Date` is left to it. (A
+        // manual clock's reading is set whatever the wall says: it is the test's time.)
+        #[allow(clippy::disallowed_methods)]
+        let wall = std::time::SystemTime::now();
+        if at_second == second(wall) {
+            return;
+        }
     }
     let value = LAST.with(|last| {
         let mut last = last.borrow_mut();

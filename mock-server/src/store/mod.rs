@@ -652,6 +652,11 @@ impl Store {
         }
         let (state, finished_at) = job.seen_at(now);
         let n_polls = job.n_polls.saturating_add(1);
+        // What the poll answers is the job as the change leaves it: taken here, before the
+        // change is applied, it saves looking the job up again.
+        let mut polled = job.snapshot(state);
+        polled.poll_number = n_polls;
+        polled.finished_at = finished_at;
         self.commit(
             &mut inner,
             Change::Polled {
@@ -661,9 +666,12 @@ impl Store {
                 at: now,
             },
         );
-        let polled = inner.by_seq.get(&(provider, seq))?.snapshot(state);
-        let offset = inner.offset(session);
-        self.sweep(&mut inner, now.checked_sub(offset).unwrap_or(now));
+        // A session's clock is never behind the server's: before the next sweep on the session's
+        // clock is before it on the server's, and the session's offset need not be looked up.
+        if inner.next_sweep.is_none_or(|next| now >= next) {
+            let offset = inner.offset(session);
+            self.sweep(&mut inner, now.checked_sub(offset).unwrap_or(now));
+        }
         Some(polled)
     }
 
