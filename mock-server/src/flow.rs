@@ -357,3 +357,20 @@ pub(crate) fn arrive(
         window,
     })
 }
+
+/// The lifecycle an upload's job follows: its scenario's timeline (the provider's when the
+/// scenario has none), with the outcome the scenario scripts for this attempt, if any.
+pub(crate) fn job_timeline(
+    scenario: &Scenario,
+    attempt: u32,
+    provider_timeline: &crate::job::Timeline,
+) -> crate::job::Timeline {
+    let timeline = scenario
+        .timeline
+        .clone()
+        .unwrap_or_else(|| provider_timeline.clone());
+    match scenario.outcome_for_attempt(attempt) {
+        Some(outcome) => timeline.with_outcome(outcome.clone()),
+        None => timeline,
+    }
+}

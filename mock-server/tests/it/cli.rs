@@ -209,7 +209,14 @@ fn json_logs_are_one_object_per_request_with_start_up_and_shutdown() {
 async fn a_copied_binary_serves_a_whole_lifecycle_from_any_directory() {
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("mock-server");
-    std::fs::copy(env!("CARGO_BIN_EXE_mock-server"), &copy).unwrap();
+    // Copied by a child `cp`, never through a descriptor of ours: another test's fork could
+    // inherit our writable descriptor until it execs, and this spawn would fail with ETXTBSY.
+    let copied = std::process::Command::new("cp")
+        .arg(env!("CARGO_BIN_EXE_mock-server"))
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(copied.success());
     let mut command = Command::new(&copy);
     command
         .args(["--bind", "127.0.0.1:0", "--clock", "manual"])

@@ -192,13 +192,7 @@ async fn upload(
     // The upload took time to arrive; the job starts when it is complete.
     let now = app.now(session).max(now);
     let fixture = &app.fixtures.fansly;
-    let mut timeline = scenario
-        .timeline
-        .clone()
-        .unwrap_or_else(|| fixture.timeline.clone());
-    if let Some(outcome) = scenario.outcome_for_attempt(attempt) {
-        timeline = timeline.with_outcome(outcome.clone());
-    }
+    let timeline = crate::flow::job_timeline(&scenario, attempt, &fixture.timeline);
     let timeline = match file.info.kind {
         MediaKind::Image | MediaKind::Gif | MediaKind::Video => timeline,
         MediaKind::Audio | MediaKind::Unsupported => timeline.with_outcome(Outcome::Failed {

@@ -281,13 +281,7 @@ async fn upload(
     };
     let names = Names::new(app, seq);
     let (job_id, timeline) = if is_async {
-        let mut timeline = scenario
-            .timeline
-            .clone()
-            .unwrap_or_else(|| fixture.timeline.clone());
-        if let Some(outcome) = scenario.outcome_for_attempt(attempt) {
-            timeline = timeline.with_outcome(outcome.clone());
-        }
+        let timeline = crate::flow::job_timeline(&scenario, attempt, &fixture.timeline);
         let timeline = match failure {
             Some(reason) => timeline.with_outcome(Outcome::Failed {
                 reason: reason.into(),
