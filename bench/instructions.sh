@@ -9,13 +9,23 @@
 # counters are zeroed, wrk polls for 8 s more, and the counters are dumped. Instructions are user
 # space only (the kernel's share is not counted). Loopback only.
 #
-# Usage: bench/instructions.sh [--top N]   (--top: also list the mock's N costliest functions)
+# Usage: bench/instructions.sh [--top N] [--keep DIR]
+#   --top: also list the mock's N costliest functions
+#   --keep: copy both callgrind profiles to DIR (mock.callgrind, bare.callgrind) for
+#           callgrind_annotate or kcachegrind
 # Needs valgrind, wrk and curl (installed with apt-get when missing and running as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 top=0
-if [[ "${1:-}" == "--top" ]]; then top="${2:-25}"; fi
+keep=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --top) top="${2:-25}"; shift 2 ;;
+    --keep) keep="$2"; shift 2 ;;
+    *) echo "usage: bench/instructions.sh [--top N] [--keep DIR]" >&2; exit 2 ;;
+  esac
+done
 
 for tool in valgrind wrk curl; do
   if ! command -v "$tool" >/dev/null; then
@@ -85,7 +95,14 @@ valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out.%p" \
   "$work/bench" baseline 127.0.0.1:0 "$work/body.json" >"$work/base.out" 2>"$work/base.err" &
 pids+=($!)
 base=$(address_in "$work/base.out" "baseline listening on ")
-read -r base_ir base_reqs _ < <(count "http://$base/status" "${pids[1]}")
+read -r base_ir base_reqs base_file < <(count "http://$base/status" "${pids[1]}")
+if [[ -n "$keep" ]]; then
+  mkdir -p "$keep"
+  cp "$mock_file" "$keep/mock.callgrind"
+  cp "$base_file" "$keep/bare.callgrind"
+  echo "$mock_reqs" >"$keep/mock.polls"
+  echo "$base_reqs" >"$keep/bare.polls"
+fi
 
 echo "| server | instructions per poll | polls counted |"
 echo "|---|--:|--:|"
