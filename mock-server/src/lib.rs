@@ -255,9 +255,10 @@ impl Builder {
         self
     }
 
-    /// Allows `http://` `file_url` downloads from `host:port` (repeatable). With none, any
-    /// loopback origin but the mock's own listener is fetched; with some, only those: a shared
-    /// mock then cannot be used to probe other local services.
+    /// Allows `http://` `file_url` downloads from `host:port` (repeatable), or from any loopback
+    /// origin with `"*"`. With none, only the mock's own `/cdn/` links are fetched over HTTP: a
+    /// client of a shared mock cannot use it to probe which local ports are open, and a refusal
+    /// answers exactly as a closed port does.
     pub fn file_url_host(mut self, host_port: impl Into<String>) -> Self {
         self.file_url_hosts
             .push(host_port.into().to_ascii_lowercase());

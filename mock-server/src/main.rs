@@ -146,8 +146,8 @@ struct Args {
     #[arg(long, env = "MOCK_MEDIA_ROOT")]
     media_root: Option<PathBuf>,
 
-    /// `host:port` an `http://` file_url may name (repeatable; comma-separated in the env var).
-    /// Default: any loopback origin except this mock's own listener.
+    /// `host:port` an `http://` file_url may name (repeatable; comma-separated in the env var),
+    /// or `*` for any loopback origin. Default: none, only this mock's own `/cdn/` links.
     #[arg(
         long = "file-url-allow",
         env = "MOCK_FILE_URL_ALLOW",

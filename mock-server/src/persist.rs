@@ -7,7 +7,8 @@
 //!   job's record is durable: its id is answered only once its batch is `fsync`ed. Polls, forced
 //!   outcomes and clock moves go out with the next batch without waiting for the disk (a killed
 //!   process loses at most the records still queued; a power cut may lose the last batch).
-//! - `media/`: uploaded files, written and `fsync`ed before their job's record.
+//! - `media/`: uploaded files, written and `fsync`ed before their job's record; the directory
+//!   itself is `fsync`ed with the batch that makes the record durable.
 //!
 //! On start the log is read up to its first unreadable line (a torn last write from a kill), the
 //! store rebuilt, and the log rewritten compactly (`write`, `fsync`, `rename`, `fsync` of the
@@ -367,6 +368,8 @@ impl Log {
             }
         }
         write_atomically(dir, "state.log", &text)?;
+        // Every batch syncs it (see `write_batches`).
+        std::fs::create_dir_all(media_dir(dir)).map_err(io(dir))?;
         let path = dir.join("state.log");
         let file = OpenOptions::new()
             .append(true)
@@ -488,7 +491,12 @@ fn write_batches(mut log: Appending, queued: &std::sync::mpsc::Receiver<Queued>)
             }
             #[cfg(test)]
             log.syncs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            log.file.sync_data()
+            // An upload's file is synced before its record is queued, but its name lives in the
+            // media directory: synced here, once per batch, so that a power cut cannot leave a
+            // durable record naming a file the directory lost.
+            File::open(media_dir(&log.dir))
+                .and_then(|media| media.sync_all())
+                .and_then(|()| log.file.sync_data())
         });
         let failed = match written {
             Ok(()) => {

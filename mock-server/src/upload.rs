@@ -59,6 +59,18 @@ impl Form {
 
 /// Whether storing failed because the disk (or the user's disk quota) is full: answered as the
 /// storage quota is, with the provider's 507, not a generic 500.
+impl UploadError {
+    /// Whether the mock's own storage is what failed (its quota or a full disk): the provider's
+    /// 507, whichever way the bytes came in, rather than a fault of the request or its origin.
+    pub(crate) fn is_storage_full(&self) -> bool {
+        match self {
+            UploadError::StorageFull { .. } => true,
+            UploadError::Storage(source) => is_disk_full(source),
+            _ => false,
+        }
+    }
+}
+
 pub(crate) fn is_disk_full(err: &std::io::Error) -> bool {
     /// ENOSPC and EDQUOT on Linux.
     const NO_SPACE: i32 = 28;
@@ -503,8 +515,11 @@ pub(crate) enum DownloadError {
     /// read the loopback-only admin API (or the provider API) from outside.
     #[error("{0:?} is this mock's own listener, which file_url may reach only for /cdn/ links")]
     OwnListener(String),
-    /// An origin outside `--file-url-allow`.
-    #[error("{0} is not in --file-url-allow")]
+    /// An origin the user did not allow with `--file-url-allow`: by default no other local
+    /// service is fetched, so an upload cannot probe which ports are open.
+    #[error(
+        "{0} is not allowed: start the mock with --file-url-allow {0} (or '*' for any loopback origin)"
+    )]
     NotAllowed(String),
     /// `file://` outside the media root, or no media root configured.
     #[error("path {0:?} is outside the allowed media directory")]
@@ -523,7 +538,13 @@ pub(crate) enum DownloadError {
     Upload(#[from] UploadError),
 }
 
+/// The `--file-url-allow` entry that lets an `http://` `file_url` name any loopback origin (the
+/// mock's own listener still only for its `/cdn/` links).
+pub(crate) const ANY_LOOPBACK_ORIGIN: &str = "*";
+
 /// Fetches `url` (loopback `http://`, or `file://` under `media_root`) into a temp file in `dir`.
+/// Over HTTP only origins in `allowed_hosts` are fetched (all loopback ones with
+/// [`ANY_LOOPBACK_ORIGIN`]), besides the mock's own `/cdn/` links.
 /// `own` is the address the request reached the mock on: its own listener is refused except for
 /// the signed links it serves under `/cdn/` (a client may upload a link it was given).
 pub(crate) async fn download(
@@ -580,9 +601,10 @@ pub(crate) async fn download(
                 return Err(DownloadError::OwnListener(url.to_owned()));
             }
             let host_port = format!("{}:{port}", host.to_ascii_lowercase());
-            if !allowed_hosts.is_empty()
-                && port != own.port()
-                && !allowed_hosts.contains(&host_port)
+            if port != own.port()
+                && !allowed_hosts
+                    .iter()
+                    .any(|allowed| allowed == ANY_LOOPBACK_ORIGIN || *allowed == host_port)
             {
                 return Err(DownloadError::NotAllowed(host_port));
             }

@@ -365,7 +365,7 @@ async fn file_url_never_reads_the_mocks_own_admin_or_provider_api() {
 }
 
 #[tokio::test]
-async fn file_url_allow_limits_http_file_urls_to_the_listed_origins() {
+async fn file_url_fetches_other_local_services_only_when_allowed() {
     // Another local service with known bytes: a second mock's signed link.
     let origin = spawn_server().await;
     let bytes = sample("sample.jpg");
@@ -374,11 +374,23 @@ async fn file_url_allow_limits_http_file_urls_to_the_listed_origins() {
     let link = sync.body["sourceUrl"].as_str().unwrap().to_owned();
     let origin_host = origin.url("").trim_start_matches("http://").to_owned();
 
+    // A port that is really closed, on a mock allowed to try it.
     let closed = {
-        let server = spawn_server().await;
+        let any = spawn_with(mock_server::MockServer::builder().file_url_host("*")).await;
         let form = Form::new().text("file_url", "http://127.0.0.1:1/missing.jpg");
-        server.onlyfans_upload(ACCOUNT, "vault", form).await
+        any.onlyfans_upload(ACCOUNT, "vault", form).await
     };
+    // By default an open port answers exactly as that closed one: no probing of local ports.
+    let by_default = spawn_server().await;
+    assert_eq!(closed.status, 422, "{}", closed.body);
+    let form = Form::new().text("file_url", link.clone());
+    let refused = by_default.onlyfans_upload(ACCOUNT, "vault", form).await;
+    assert_eq!(
+        (refused.status, &refused.body),
+        (closed.status, &closed.body),
+        "an origin nobody allowed answers as a closed port does"
+    );
+
     let guarded = spawn_with(mock_server::MockServer::builder().file_url_host("127.0.0.1:9")).await;
     let form = Form::new().text("file_url", link.clone());
     let refused = guarded.onlyfans_upload(ACCOUNT, "vault", form).await;
@@ -388,15 +400,19 @@ async fn file_url_allow_limits_http_file_urls_to_the_listed_origins() {
         "an origin outside the list answers as a closed port does"
     );
 
-    let allowing = spawn_with(mock_server::MockServer::builder().file_url_host(origin_host)).await;
-    let form = Form::new().text("file_url", link).text("async", "true");
-    let fetched = allowing.onlyfans_upload(ACCOUNT, "vault", form).await;
-    assert_eq!(fetched.status, 202, "{}", fetched.body);
-    let upload_id = fetched.body["prefixed_id"].as_str().unwrap();
-    poll_to_end(&allowing, upload_id).await;
-    let done = wait_until_ready(&allowing, upload_id).await;
-    let served = done["media"]["files"]["full"]["url"].as_str().unwrap();
-    assert_serves(&allowing, served, &bytes, "image/jpeg").await;
+    for allowed in [origin_host.as_str(), "*"] {
+        let allowing = spawn_with(mock_server::MockServer::builder().file_url_host(allowed)).await;
+        let form = Form::new()
+            .text("file_url", link.clone())
+            .text("async", "true");
+        let fetched = allowing.onlyfans_upload(ACCOUNT, "vault", form).await;
+        assert_eq!(fetched.status, 202, "{allowed}: {}", fetched.body);
+        let upload_id = fetched.body["prefixed_id"].as_str().unwrap();
+        poll_to_end(&allowing, upload_id).await;
+        let done = wait_until_ready(&allowing, upload_id).await;
+        let served = done["media"]["files"]["full"]["url"].as_str().unwrap();
+        assert_serves(&allowing, served, &bytes, "image/jpeg").await;
+    }
 }
 
 #[tokio::test]
@@ -471,6 +487,25 @@ async fn a_json_null_is_refused_as_an_empty_field_is() {
             "{}",
             refused.body
         );
+    }
+}
+
+#[tokio::test]
+async fn a_file_url_that_would_overfill_the_storage_quota_answers_507() {
+    let media = mock_server::fixture::repo_media_dir();
+    let server = spawn_with(
+        mock_server::MockServer::builder()
+            .media_root(media.clone())
+            .max_storage_bytes(1_000),
+    )
+    .await;
+    let url = format!("file://{}", media.join("sample.jpg").display());
+    for is_async in ["false", "true"] {
+        let form = Form::new()
+            .text("file_url", url.clone())
+            .text("async", is_async);
+        let refused = server.onlyfans_upload(ACCOUNT, "vault", form).await;
+        assert_eq!(refused.status, 507, "async {is_async}: {}", refused.body);
     }
 }
 

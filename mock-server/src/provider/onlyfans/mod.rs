@@ -230,7 +230,7 @@ async fn upload(
             {
                 return Err(ApiError::BadUrl);
             }
-            upload::download(
+            match upload::download(
                 &url,
                 app.limits.clone(),
                 &app.storage_dir,
@@ -239,8 +239,18 @@ async fn upload(
                 &app.file_url_hosts,
             )
             .await
-            .map_err(|err| tracing::info!(%url, error = %err, "file_url fetch failed"))
-            .and_then(|file| if file.size == 0 { Err(()) } else { Ok(file) })
+            {
+                // The mock's storage, not the origin, failed: 507 as for a direct upload.
+                Err(upload::DownloadError::Upload(err)) if err.is_storage_full() => {
+                    return Err(err.into());
+                }
+                Err(err) => {
+                    tracing::info!(%url, error = %err, "file_url fetch failed");
+                    Err(())
+                }
+                Ok(file) if file.size == 0 => Err(()),
+                Ok(file) => Ok(file),
+            }
         }
     };
     let failure = match &received {
