@@ -88,7 +88,7 @@ async fn run_job(
     session: Option<&str>,
     upload: &Upload<'_>,
     step_ms: &[u64],
-) -> (Value, Vec<Seen>, BTreeSet<String>) {
+) -> (Value, Vec<Seen>, BTreeSet<(String, String)>) {
     let bytes = std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../fixtures/media")
@@ -161,14 +161,31 @@ async fn run_job(
     (uploaded, seen, signatures)
 }
 
-/// The values of `Signature`, `Policy` and `Key-Pair-Id` in every link of `body`.
-fn collect_signatures(body: &Value, found: &mut BTreeSet<String>) {
+/// Query parameters of the mock's links that carry a signature or a credential: CloudFront's
+/// (Fansly's links, OnlyFans's CDN files) and S3's (OnlyFans's `sourceUrl`).
+const SIGNED: [&str; 5] = [
+    "Signature",
+    "Policy",
+    "Key-Pair-Id",
+    "X-Amz-Signature",
+    "X-Amz-Credential",
+];
+
+/// The values of the [`SIGNED`] parameters in every link of `body`, each as the link writes it
+/// (percent-encoded: S3's credential has `%2F`s) and decoded, since a file could hold either.
+fn collect_signatures(body: &Value, found: &mut BTreeSet<(String, String)>) {
     match body {
         Value::String(text) if text.contains('?') => {
             let query = text.split_once('?').unwrap().1;
-            for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-                if ["Signature", "Policy", "Key-Pair-Id"].contains(&name.as_ref()) {
-                    found.insert(value.into_owned());
+            for pair in query.split('&') {
+                let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
+                if SIGNED.contains(&name) {
+                    let decoded = form_urlencoded::parse(pair.as_bytes())
+                        .next()
+                        .map(|(_, value)| value.into_owned())
+                        .unwrap_or_default();
+                    found.insert((name.to_owned(), raw.to_owned()));
+                    found.insert((name.to_owned(), decoded));
                 }
             }
         }
@@ -338,13 +355,19 @@ async fn record_through_a_proxy_then_replay_the_same_lifecycle() {
     }
 
     // Redaction: no key, listed value or link signature in any file under the directory.
-    assert!(!signatures.is_empty());
+    // Both kinds of link were handed out, so both kinds are looked for below.
+    for kind in ["Signature", "X-Amz-Signature", "X-Amz-Credential"] {
+        assert!(
+            signatures.iter().any(|(name, _)| name == kind),
+            "no link carried {kind}"
+        );
+    }
     let mut secrets: Vec<String> = vec![
         FANSLY_KEY.to_owned(),
         ONLYFANS_KEY.to_owned(),
         SECRET_ACCOUNT.to_owned(),
     ];
-    secrets.extend(signatures);
+    secrets.extend(signatures.into_iter().map(|(_, value)| value));
     let mut n_files = 0;
     for entry in std::fs::read_dir(&recordings).unwrap() {
         let path = entry.unwrap().path();
