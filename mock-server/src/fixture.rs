@@ -16,8 +16,40 @@ use crate::job::{Outcome, Phase, Step, Timeline, TimelineError, Until};
 /// The embedded defaults, `fixtures/defaults.yaml` at build time.
 pub const EMBEDDED_DEFAULTS: &str = include_str!("../../fixtures/defaults.yaml");
 
+/// The repository's sample media (`fixtures/media`, 56 KB), in the binary: a binary copied
+/// anywhere still has files for README's commands and for `file://` uploads to read.
+pub const SAMPLE_MEDIA: &[(&str, &[u8])] = &[
+    (
+        "sample.jpg",
+        include_bytes!("../../fixtures/media/sample.jpg"),
+    ),
+    (
+        "sample.png",
+        include_bytes!("../../fixtures/media/sample.png"),
+    ),
+    (
+        "sample.gif",
+        include_bytes!("../../fixtures/media/sample.gif"),
+    ),
+    (
+        "sample.mp4",
+        include_bytes!("../../fixtures/media/sample.mp4"),
+    ),
+];
+
+/// Writes [`SAMPLE_MEDIA`] into `dir` (created if missing): the media root of a binary started
+/// away from a checkout.
+pub fn write_sample_media(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (name, bytes) in SAMPLE_MEDIA {
+        std::fs::write(dir.join(name), bytes)?;
+    }
+    Ok(())
+}
+
 /// Where the repository's sample media live, for tests and dev tools in the source tree; never a
-/// runtime default (the binary looks for `fixtures/media` under its working directory).
+/// runtime default (the binary uses `fixtures/media` under its working directory, or else
+/// writes [`SAMPLE_MEDIA`] out).
 pub fn repo_media_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/media")
 }

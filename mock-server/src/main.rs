@@ -345,20 +345,28 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     // Never a compile-time path: a binary copied to another machine must not point into a source
     // tree that is not there. Started in a checkout, README's `file://$PWD/fixtures/media/...`
-    // examples work as they are.
-    let media_root = args.media_root.or_else(|| {
-        let checkout = PathBuf::from("fixtures/media");
-        checkout.is_dir().then_some(checkout)
-    });
-    match &media_root {
-        Some(dir) => {
-            tracing::info!(media_root = %dir.display(), "file:// upload URLs may read here");
-            builder = builder.media_root(dir.clone());
+    // examples work as they are; anywhere else the embedded samples are written out (and removed
+    // on exit), so the banner's commands work from any directory.
+    let mut _samples_dir = None;
+    let media_root = match args.media_root {
+        Some(dir) => dir,
+        None if PathBuf::from("fixtures/media").is_dir() => PathBuf::from("fixtures/media"),
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("mock-server-samples-")
+                .tempdir()
+                .context("cannot create a directory for the sample media")?;
+            mock_server::fixture::write_sample_media(dir.path())
+                .context("cannot write the sample media")?;
+            let path = dir.path().to_owned();
+            _samples_dir = Some(dir);
+            path
         }
-        None => tracing::info!(
-            "no --media-root and no ./fixtures/media: file:// upload URLs are refused"
-        ),
-    }
+    };
+    tracing::info!(media_root = %media_root.display(), "file:// upload URLs may read here");
+    let sample_jpg = std::path::absolute(media_root.join("sample.jpg"))
+        .unwrap_or_else(|_| media_root.join("sample.jpg"));
+    builder = builder.media_root(media_root);
     for host_port in args.file_url_allow.iter().filter(|host| !host.is_empty()) {
         builder = builder.file_url_host(host_port.clone());
     }
@@ -396,7 +404,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // The banner is a courtesy: a closed stdout (a supervisor that read the first line and went
     // away) must not take the server down, so write errors are ignored rather than panicking.
     let banner = format!(
-        "mock-server listening on {base}\n  Fansly (apifansly):    {base}/api/fansly/...\n  OnlyFans (OnlyFansAPI): {base}/api/...\n  admin:                 {base}/__admin/ (clock, jobs, specs)\n\nTry:\n  curl -s -H 'x-api-key: test' -F file=@fixtures/media/sample.jpg {base}/api/fansly/acct1/media/upload\n  curl -s -H 'x-api-key: test' {base}/api/fansly/media/upload/1/status\n  curl -s -H 'Authorization: Bearer test' -F file=@fixtures/media/sample.jpg -F async=true {base}/api/acct_1/media/upload\n"
+        "mock-server listening on {base}\n  Fansly (apifansly):    {base}/api/fansly/...\n  OnlyFans (OnlyFansAPI): {base}/api/...\n  admin:                 {base}/__admin/ (clock, jobs, specs)\n\nTry:\n  curl -s -H 'x-api-key: test' -F file=@{sample} {base}/api/fansly/acct1/media/upload\n  curl -s -H 'x-api-key: test' {base}/api/fansly/media/upload/1/status\n  curl -s -H 'Authorization: Bearer test' -F file=@{sample} -F async=true {base}/api/acct_1/media/upload\n",
+        sample = sample_jpg.display()
     );
     {
         use std::io::Write as _;

@@ -223,9 +223,22 @@ async fn a_copied_binary_serves_a_whole_lifecycle_from_any_directory() {
         .current_dir(dir.path())
         .env("MOCK_LOG", "warn")
         .stderr(Stdio::null());
-    let (running, _) = start_binary(command);
+    let (running, banner) = start_binary(command);
     let http = reqwest::Client::new();
-    let bytes = crate::support::sample("sample.jpg");
+    // The banner's commands name the embedded samples, written out somewhere readable.
+    let banner: Vec<String> = banner.take(8).map(Result::unwrap).collect();
+    let sample_path = banner
+        .iter()
+        .find_map(|line| line.split("file=@").nth(1)?.split(' ').next())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| panic!("no sample in the banner: {banner:?}"));
+    assert!(!sample_path.starts_with(dir.path()), "{sample_path:?}");
+    let bytes = std::fs::read(&sample_path).unwrap();
+    assert_eq!(
+        bytes,
+        crate::support::sample("sample.jpg"),
+        "the embedded sample"
+    );
     let form = reqwest::multipart::Form::new().part(
         "file",
         crate::support::file_part(bytes.clone(), "a.jpg", "image/jpeg"),
@@ -259,7 +272,17 @@ async fn a_copied_binary_serves_a_whole_lifecycle_from_any_directory() {
     let served = http.get(link).send().await.unwrap();
     assert_eq!(served.status(), 200);
     assert_eq!(served.bytes().await.unwrap(), bytes, "byte-exact");
-    // No checkout here: file:// is refused with the provider's error, not a broken path.
+    // No checkout here: file:// reads the written-out samples, and nothing outside them.
+    let form = reqwest::multipart::Form::new()
+        .text("file_url", format!("file://{}", sample_path.display()));
+    let read = http
+        .post(format!("{}/api/acct_1/media/vault", running.base))
+        .header("authorization", "Bearer k")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200, "{}", read.text().await.unwrap());
     let form = reqwest::multipart::Form::new().text("file_url", "file:///etc/passwd");
     let refused = http
         .post(format!("{}/api/acct_1/media/vault", running.base))
