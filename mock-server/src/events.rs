@@ -121,6 +121,20 @@ pub(crate) enum Event {
         /// The same, in Unix milliseconds.
         unix_ms: u128,
     },
+    /// A scenario was put in force: a session's (`session` set) or the server's default.
+    ScenarioSet {
+        /// The session; `null` for the server default.
+        session: Option<String>,
+        /// The scenario's name.
+        scenario: String,
+    },
+    /// Credits were charged to an API key (OnlyFans uploads): its running total.
+    CreditsCharged {
+        /// Hex SHA-256 of the key, as the state log keeps it: the key itself never leaves.
+        key_sha256: String,
+        /// Credits charged to the key so far.
+        total: u64,
+    },
     /// A session was forgotten (`session` set), or the whole server was reset.
     SessionReset {
         /// The session; `null` for a reset of everything.
@@ -172,9 +186,10 @@ impl Event {
             | Event::JobForgotten { session, .. }
             | Event::JournalAppended { session, .. }
             | Event::WebhookAttempted { session, .. } => Some(session),
-            Event::ClockMoved { session, .. } | Event::SessionReset { session } => {
-                session.as_deref()
-            }
+            Event::ClockMoved { session, .. }
+            | Event::ScenarioSet { session, .. }
+            | Event::SessionReset { session } => session.as_deref(),
+            Event::CreditsCharged { .. } => None,
         }
     }
 }

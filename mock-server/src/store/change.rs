@@ -538,14 +538,25 @@ pub(super) fn announce(inner: &Inner, change: &Change, emit: &mut dyn FnMut(Even
             session: Some(session.to_string()),
         }),
         Change::Reset => emit(Event::SessionReset { session: None }),
+        Change::SessionScenario { session, scenario } => emit(Event::ScenarioSet {
+            session: Some(session.to_string()),
+            scenario: scenario.name.clone(),
+        }),
+        Change::DefaultScenario { scenario } => emit(Event::ScenarioSet {
+            session: None,
+            scenario: scenario.name.clone(),
+        }),
+        Change::Credits { key_sha256, total } => emit(Event::CreditsCharged {
+            key_sha256: key_sha256.clone(),
+            total: *total,
+        }),
+        // Bookkeeping no subscriber watches: numbering, attempt counts, and a webhook handed to
+        // the sender (its attempts are `webhook_attempted`).
         Change::Clock { from: None, .. }
         | Change::WebhookSent { .. }
-        | Change::SessionScenario { .. }
-        | Change::DefaultScenario { .. }
         | Change::JobNumber { .. }
         | Change::NextSeq { .. }
-        | Change::Attempts { .. }
-        | Change::Credits { .. } => {}
+        | Change::Attempts { .. } => {}
     }
 }
 

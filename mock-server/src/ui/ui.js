@@ -261,6 +261,9 @@
         case "clock_moved":
           refresh("clock", "jobs");
           break;
+        case "scenario_set":
+          refresh("sessions");
+          break;
         case "session_reset":
           refresh("sessions", "clock", "jobs", "journal", "webhooks");
           break;

@@ -184,6 +184,37 @@ async fn forcing_and_resetting_are_announced() {
 }
 
 #[tokio::test]
+async fn scenario_choices_and_credit_charges_are_announced() {
+    let server = spawn_server().await;
+    let mut events =
+        Subscriber::open(server.http.get(server.url("/__admin/events?session=qa"))).await;
+    for session in [Some("qa"), None] {
+        let mut request = server
+            .http
+            .put(server.url("/__admin/scenario"))
+            .json(&serde_json::json!({"name": "slow"}));
+        if let Some(session) = session {
+            request = request.header("x-mock-session", session);
+        }
+        assert_eq!(request.send().await.unwrap().status(), 200);
+        let set = events.until("scenario_set", |_| true).await;
+        assert_eq!(set["session"], serde_json::json!(session));
+        assert_eq!(set["scenario"], "slow");
+    }
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        file_part(sample("sample.jpg"), "sample.jpg", "image/jpeg"),
+    );
+    let uploaded = server.onlyfans_upload("acct_1", "upload", form).await;
+    assert_eq!(uploaded.status, 200, "{}", uploaded.body);
+    let charged = events.until("credits_charged", |_| true).await;
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"test-key"));
+    assert_eq!(charged["key_sha256"], digest.as_str());
+    // One started megabyte at the fixtures' 3 credits each.
+    assert_eq!(charged["total"], 3);
+}
+
+#[tokio::test]
 async fn unknown_event_parameters_are_refused() {
     let server = spawn_server().await;
     let response = server
