@@ -140,6 +140,8 @@ struct JobBody {
     faults: Vec<FaultBody>,
     /// The journal entry of an earlier upload of the same bytes, if this upload repeats one.
     repeat_of: Option<u64>,
+    /// Where the job's webhook is: `none`, `pending` (due when it ends), `sending`, `done`.
+    webhook: &'static str,
 }
 
 #[derive(Serialize)]
@@ -894,6 +896,12 @@ fn jobs(app: &App, session: Option<&str>, origin: &str) -> Response<Body> {
                 links,
                 faults: history.faults,
                 repeat_of: history.repeat_of,
+                webhook: match job.webhook {
+                    crate::store::Webhook::None => "none",
+                    crate::store::Webhook::Pending => "pending",
+                    crate::store::Webhook::Sent => "sending",
+                    crate::store::Webhook::Delivered => "done",
+                },
                 id: job.id,
             }
         })

@@ -65,6 +65,8 @@ pub(crate) enum Record {
         #[serde(default)]
         finished_at_ms: Option<u64>,
     },
+    /// The sender is done with a job's webhook; without this record a restart sends it again.
+    WebhookDelivered { provider: String, seq: u64 },
     /// The manual server clock now reads this.
     Clock { unix_ms: u64 },
     /// A session's clock offset.

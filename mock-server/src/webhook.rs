@@ -130,7 +130,16 @@ struct Event {
     idempotency_key: Arc<str>,
 }
 
+/// Sends one job's event as its scenario says, then tells the store the sender is done with it:
+/// until then a restart (`--state-dir`) hands the event over again.
 async fn deliver(app: &App, config: &WebhookConfig, polled: Polled, hold: Option<Hold>) {
+    let seq = polled.seq;
+    send(app, config, polled, hold).await;
+    app.store
+        .webhook_delivered(crate::provider::Provider::OnlyFans, seq);
+}
+
+async fn send(app: &App, config: &WebhookConfig, polled: Polled, hold: Option<Hold>) {
     let Some(body) = crate::provider::onlyfans::webhook_body(app, &polled) else {
         if let Some(hold) = hold {
             app.webhook_state.release(&polled.session, hold);

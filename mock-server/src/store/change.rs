@@ -73,6 +73,11 @@ pub(crate) enum Change {
         /// When it became terminal.
         finished_at: Option<SystemTime>,
     },
+    /// The sender is done with a job's webhook (answered, given up on, or dropped).
+    WebhookDelivered {
+        /// The job.
+        job: JobKey,
+    },
     /// Jobs idle past the expiry (or whose record never reached the disk), and idle sessions
     /// without jobs, are forgotten.
     Forgotten {
@@ -195,6 +200,11 @@ impl Inner {
                 if let Some(job) = self.by_seq.get_mut(job) {
                     job.webhook = Webhook::Sent;
                     job.finished_at = job.finished_at.or(*finished_at);
+                }
+            }
+            Change::WebhookDelivered { job } => {
+                if let Some(job) = self.by_seq.get_mut(job) {
+                    job.webhook = Webhook::Delivered;
                 }
             }
             Change::Forgotten { jobs, sessions } => {
@@ -361,6 +371,10 @@ pub(super) fn records(change: &Change, inner: &Inner) -> Vec<Record> {
             seq: job.1,
             finished_at_ms: finished_at.map(unix_ms),
         }],
+        Change::WebhookDelivered { job } => vec![Record::WebhookDelivered {
+            provider: provider(&job.0),
+            seq: job.1,
+        }],
         Change::Forgotten { jobs, sessions } => jobs
             .iter()
             .map(|gone| Record::Expired {
@@ -451,6 +465,7 @@ pub(super) fn job_record(job: &Job, tokens: Vec<String>) -> JobRecord {
             Webhook::None => "none",
             Webhook::Pending => "pending",
             Webhook::Sent => "sent",
+            Webhook::Delivered => "delivered",
         }
         .to_owned(),
         tokens,
@@ -554,6 +569,7 @@ pub(super) fn announce(inner: &Inner, change: &Change, emit: &mut dyn FnMut(Even
         // the sender (its attempts are `webhook_attempted`).
         Change::Clock { from: None, .. }
         | Change::WebhookSent { .. }
+        | Change::WebhookDelivered { .. }
         | Change::JobNumber { .. }
         | Change::NextSeq { .. }
         | Change::Attempts { .. } => {}

@@ -210,8 +210,10 @@ pub(crate) enum Webhook {
     None,
     /// One is due when the job ends.
     Pending,
-    /// It has been handed to the sender.
+    /// It has been handed to the sender, which is still trying: a restart hands it over again.
     Sent,
+    /// The sender is done with it (answered, given up on, or dropped by the scenario).
+    Delivered,
 }
 
 /// What one poll saw, copied out so the lock can be released before rendering.
@@ -709,6 +711,23 @@ impl Store {
         due
     }
 
+    /// The sender is done with job `seq`'s webhook: a restart must not send it again.
+    pub(crate) fn webhook_delivered(&self, provider: Provider, seq: u64) {
+        let mut inner = self.lock();
+        if inner
+            .by_seq
+            .get(&(provider, seq))
+            .is_some_and(|job| job.webhook == Webhook::Sent)
+        {
+            self.commit(
+                &mut inner,
+                Change::WebhookDelivered {
+                    job: (provider, seq),
+                },
+            );
+        }
+    }
+
     /// Replaces a running job's future with `timeline` from `now`: a terminal outcome ends it now,
     /// a pinned step holds it there. A terminal job is refused: what a client saw as final stays so.
     pub(crate) fn force(
@@ -1037,6 +1056,7 @@ impl Store {
                     media: job.media.clone(),
                     timeline: job.timeline.clone(),
                     scenario: job.scenario.name.clone(),
+                    webhook: job.webhook,
                 }
             })
             .collect()
@@ -1166,6 +1186,8 @@ pub(crate) struct JobSummary {
     pub(crate) timeline: Timeline,
     /// The scenario's name.
     pub(crate) scenario: String,
+    /// Where its webhook is.
+    pub(crate) webhook: Webhook,
 }
 
 fn unix_ms(at: SystemTime) -> u64 {

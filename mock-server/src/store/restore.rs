@@ -62,6 +62,13 @@ impl Store {
                     inner.apply(&change);
                 }
             }
+            // A webhook the sender was still trying when the process ended is due again: sent
+            // at least once, with the same idempotency key, as the provider retries.
+            for job in inner.by_seq.values_mut() {
+                if job.webhook == Webhook::Sent {
+                    job.webhook = Webhook::Pending;
+                }
+            }
             inner.clock
         };
         (store, clock)
@@ -202,6 +209,9 @@ fn change_of(
         } => Change::WebhookSent {
             job: key(&provider, seq)?,
             finished_at: finished_at_ms.map(from_unix_ms),
+        },
+        Record::WebhookDelivered { provider, seq } => Change::WebhookDelivered {
+            job: key(&provider, seq)?,
         },
         Record::Expired { provider, seq } => {
             let key = key(&provider, seq)?;
@@ -351,6 +361,7 @@ fn restored_job(
         webhook: match job.webhook.as_str() {
             "pending" => Webhook::Pending,
             "sent" => Webhook::Sent,
+            "delivered" => Webhook::Delivered,
             _ => Webhook::None,
         },
         last_touched: from_unix_ms(job.touched_ms.unwrap_or(job.created_at_ms)),

@@ -592,3 +592,80 @@ fn a_pause_threshold_of_zero_is_refused() {
         "invalid scenario x.yaml: webhook: pause_after counts failed attempts from 1"
     );
 }
+
+/// `/__admin/jobs`' webhook field of the job `upload_id`.
+async fn webhook_of(server: &TestServer, upload_id: &str) -> Value {
+    let jobs: Value = server
+        .http
+        .get(server.url("/__admin/jobs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|job| job["id"] == upload_id)
+        .map(|job| job["webhook"].clone())
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn a_delivery_cut_short_by_a_restart_is_sent_again_and_a_finished_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    // Refused once; the retry would come after an hour, long after this process is gone.
+    let (receiver, url) = Receiver::start(&[503]).await;
+    let mut config = WebhookConfig::new(url);
+    config.backoff = Duration::from_secs(3600);
+    let start = |config: WebhookConfig| {
+        spawn_with(
+            MockServer::builder()
+                .seed(7)
+                .state_dir(dir.path())
+                .webhook(config),
+        )
+    };
+    let server = start(config.clone()).await;
+    let upload_id = async_upload(&server, None).await;
+    server.advance(Duration::from_secs(3)).await;
+    let first = receiver.wait_for(1).await;
+    server.server.shutdown().await;
+
+    // Restarted: the event goes again, as the same event.
+    config.backoff = Duration::from_millis(10);
+    let server = start(config.clone()).await;
+    let again = receiver.wait_for(2).await;
+    // The same event; its links name the restarted mock's port, as they must to be followed.
+    let (before, after): (Value, Value) = (
+        serde_json::from_slice(&first[0].1).unwrap(),
+        serde_json::from_slice(&again[1].1).unwrap(),
+    );
+    assert_eq!(after["event"], before["event"]);
+    assert_eq!(after["payload"]["prefixed_id"], upload_id.as_str());
+    assert_eq!(before["payload"]["prefixed_id"], upload_id.as_str());
+    assert_eq!(
+        header(&again[1], "x-ofapi-idempotency-key"),
+        header(&first[0], "x-ofapi-idempotency-key"),
+    );
+    // Answered 200 this time: the sender is done with it, and the store says so.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while webhook_of(&server, &upload_id).await != "done" {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the delivery was never marked done");
+    server.server.shutdown().await;
+
+    // Restarted again: nothing is due, so a later event is the next delivery the receiver sees.
+    let server = start(config).await;
+    assert_eq!(webhook_of(&server, &upload_id).await, "done");
+    let later = async_upload(&server, None).await;
+    server.advance(Duration::from_secs(3)).await;
+    let all = receiver.wait_for(3).await;
+    let third: Value = serde_json::from_slice(&all[2].1).unwrap();
+    assert_eq!(third["payload"]["prefixed_id"], later.as_str());
+}
