@@ -68,7 +68,8 @@ impl WebhookConfig {
     }
 }
 
-/// The `User-Agent` of every delivery (OnlyFansAPI's "Delivery & retries" page), so receivers that
+/// The `User-Agent` of every delivery (docs.onlyfansapi.com/webhooks/delivery-and-retries, "How
+/// we call your endpoint"; PROVIDERS.md still calls it unconfirmed), so receivers that
 /// filter or log by it see what production sends.
 pub const USER_AGENT: &str = "OnlyFansAPI.com/Webhook-Client";
 
