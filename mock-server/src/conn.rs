@@ -194,16 +194,26 @@ impl HeadCapped {
         if self.head_done || watch.is_busy() || read.is_empty() {
             return true;
         }
-        if self.head_bytes == 0 && self.tail.is_empty() && !starts_like_a_request(read) {
-            // Not a head: the rest of a body hyper discards after an early answer (an upload
-            // refused before it was read), which is bounded by the body limits, not this one.
-            self.head_done = true;
-            return true;
+        const BLANK_LINE: &[u8] = b"\r\n\r\n";
+        if self.head_bytes == 0 && self.tail.is_empty() {
+            if !starts_like_a_request(read) {
+                // Not a head: the rest of a body hyper discards after an early answer (an upload
+                // refused before it was read), which is bounded by the body limits, not this one.
+                self.head_done = true;
+                return true;
+            }
+            if read.len() <= MAX_HEAD_BYTES && read.ends_with(BLANK_LINE) {
+                // A whole head in one read (a poll, nearly always): under the cap whatever it
+                // holds, so there is no need to find where its first blank line is.
+                self.head_bytes = read.len();
+                self.line_done = true;
+                self.head_done = true;
+                return true;
+            }
         }
         if !self.line_done {
             self.line_done = memchr::memchr(b'\n', read).is_some();
         }
-        const BLANK_LINE: &[u8] = b"\r\n\r\n";
         /// Built once: `memmem::find` builds a searcher on every call, which on a poll's
         /// hundred-byte head cost more than the search.
         static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =

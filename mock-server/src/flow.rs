@@ -349,7 +349,7 @@ pub(crate) fn arrive(
     let session = ctx.session.as_ref().map_err(Clone::clone)?;
     let (now, window) =
         app.store
-            .arrive(provider, key.unwrap_or_default(), session, app.clock.now());
+            .arrive(provider, key.unwrap_or_default(), session, ctx.server_now);
     ctx.set_now(now);
     Ok(Arrival {
         session: Arc::clone(session),

@@ -130,12 +130,15 @@ pub(crate) fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Respon
 pub(crate) struct RequestCtx<'a> {
     /// `--public-url`, which wins over the request's `Host`.
     public_url: Option<&'a str>,
-    /// The `Host` the client sent, if it is fit for a URL (a clone shares the request's bytes).
+    /// The `Host` the client sent (a clone shares the request's bytes), checked only when a link
+    /// is written: [`RequestCtx::host`].
     host: Option<HeaderValue>,
     /// The address that accepted the connection, for a request without a usable `Host`.
     local: SocketAddr,
     /// The `X-Mock-Session` the request names, or why it is not a valid name.
     pub(crate) session: Result<SessionId, String>,
+    /// The server clock when the request arrived (its journal time).
+    pub(crate) server_now: std::time::SystemTime,
     /// What the handler noted for the journal ([`RequestCtx::finish`]): kept here rather than in
     /// the response's extensions, which cost two allocations on every poll.
     note: std::sync::Mutex<journal::Note>,
@@ -207,18 +210,9 @@ impl<'a> RequestCtx<'a> {
         req: &Request<Incoming>,
         local: SocketAddr,
         session: Result<SessionId, String>,
+        server_now: std::time::SystemTime,
     ) -> Self {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .filter(|host| {
-                !host.is_empty()
-                    && host
-                        .as_bytes()
-                        .iter()
-                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(b))
-            })
-            .cloned();
+        let host = req.headers().get(header::HOST).cloned();
         Self {
             public_url: app
                 .public_url
@@ -227,6 +221,7 @@ impl<'a> RequestCtx<'a> {
             host,
             local,
             session,
+            server_now,
             note: std::sync::Mutex::default(),
             now_ms: std::sync::atomic::AtomicU64::new(0),
         }
@@ -299,10 +294,21 @@ impl<'a> RequestCtx<'a> {
             .map_or_else(|_| String::new(), session_suffix)
     }
 
+    /// The `Host` the client sent, if it is fit for a URL.
+    fn host(&self) -> Option<&HeaderValue> {
+        self.host.as_ref().filter(|host| {
+            !host.is_empty()
+                && host
+                    .as_bytes()
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(b))
+        })
+    }
+
     /// `scheme://host[:port]` for links that must come back to this server. Built on demand:
     /// a poll answered from a cached rendering never needs it.
     pub(crate) fn origin(&self) -> String {
-        match (self.public_url, &self.host) {
+        match (self.public_url, self.host()) {
             (Some(url), _) => url.to_owned(),
             (None, Some(host)) => format!("http://{}", String::from_utf8_lossy(host.as_bytes())),
             (None, None) => format!("http://{}", self.local),
@@ -315,13 +321,20 @@ impl<'a> RequestCtx<'a> {
     }
 
     /// Whether `candidate` is what [`RequestCtx::origin`] would build, without building it.
+    ///
+    /// A `Host` equal to the candidate's needs no check: the candidate came from `origin`, which
+    /// only writes a `Host` fit for a URL.
     pub(crate) fn is_origin(&self, candidate: &str) -> bool {
         match (self.public_url, &self.host) {
             (Some(url), _) => candidate == url,
-            (None, Some(host)) => candidate
-                .strip_prefix("http://")
-                .is_some_and(|rest| rest.as_bytes() == host.as_bytes()),
-            (None, None) => candidate == self.origin(),
+            (None, Some(host))
+                if candidate
+                    .strip_prefix("http://")
+                    .is_some_and(|rest| rest.as_bytes() == host.as_bytes()) =>
+            {
+                true
+            }
+            (None, _) => candidate == self.origin(),
         }
     }
 }
@@ -457,16 +470,18 @@ async fn answer_busy(this: &Connection, req: Request<Incoming>) -> Result<Respon
     };
     let path_len = req.uri().path().len();
     let session = session_of(&req);
+    // One reading of the server clock per request: the journal's time and the provider's arrival.
+    let server_now = app.clock.now();
     let arrived = journaled.then(|| {
         (
-            app.clock.now(),
+            server_now,
             req.method().clone(),
             session
                 .clone()
                 .unwrap_or_else(|_| SessionId::from("invalid")),
         )
     });
-    let ctx = RequestCtx::new(app, &req, local, session);
+    let ctx = RequestCtx::new(app, &req, local, session, server_now);
     let path = request.get(..path_len).unwrap_or_default();
     let method = req.method().clone();
     let mut response = match handle(app, &ctx, req, path, peer) {
@@ -496,9 +511,10 @@ async fn answer_busy(this: &Connection, req: Request<Incoming>) -> Result<Respon
         );
     }
     let status = response.status().as_u16();
-    let retry_after = response
-        .headers()
-        .get(hyper::header::RETRY_AFTER)
+    // Only refusals carry one; a success is not looked up for it.
+    let retry_after = (status >= 400)
+        .then(|| response.headers().get(hyper::header::RETRY_AFTER))
+        .flatten()
         .and_then(|value| value.to_str().ok()?.parse().ok());
     let answered = if response.extensions().get::<Injected>().is_some() {
         // Boxed: most answers carry no fault, and would otherwise carry room for one.

@@ -40,6 +40,20 @@ pub(crate) struct Note {
     pub(crate) delivery: Option<Box<Delivery>>,
 }
 
+impl Note {
+    /// A note about one job, which follows `scenario`.
+    pub(crate) fn of_job(
+        job_id: std::sync::Arc<str>,
+        scenario: std::sync::Arc<crate::scenario::Scenario>,
+    ) -> Self {
+        Self {
+            job_id: Some(job_id),
+            scenario: Some(scenario),
+            ..Self::default()
+        }
+    }
+}
+
 /// A webhook attempt, as its journal entry tells it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Delivery {

@@ -339,6 +339,54 @@ async fn links_are_signed_for_whichever_host_the_client_used() {
 }
 
 #[tokio::test]
+async fn a_host_unfit_for_a_url_gets_links_to_the_listener_even_after_a_cached_answer() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server = spawn_server().await;
+    server
+        .fansly_upload(
+            "acct",
+            Form::new().part(
+                "file",
+                file_part(sample("sample.png"), "a.png", "image/png"),
+            ),
+        )
+        .await;
+    server.advance(Duration::from_secs(10)).await;
+    let listener = server.base.trim_start_matches("http://").to_owned();
+    let poll = |host: &'static str| {
+        let listener = listener.clone();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(&listener).await.unwrap();
+            let request = format!(
+                "GET /api/fansly/media/upload/1/status HTTP/1.1\r\nHost: {host}\r\nx-api-key: k\r\nConnection: close\r\n\r\n"
+            );
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).await.unwrap();
+            let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap())
+                .unwrap_or_else(|err| panic!("{err}: {answer}"));
+            links(&body["data"]["result"])[0].clone()
+        }
+    };
+    // A fit Host is used, and its answer is kept for later polls from it.
+    assert!(
+        poll("localhost:1")
+            .await
+            .starts_with("http://localhost:1/cdn/")
+    );
+    assert!(
+        poll("localhost:1")
+            .await
+            .starts_with("http://localhost:1/cdn/")
+    );
+    // One with characters no URL may hold is not, cached answer or not.
+    for _ in 0..2 {
+        let link = poll("bad\"host<x>").await;
+        assert!(link.starts_with(&server.base), "{link}");
+    }
+}
+
+#[tokio::test]
 async fn a_large_upload_closes_its_connection_and_a_small_one_keeps_it() {
     let server = spawn_server().await;
     let small = sample("sample.jpg");

@@ -275,16 +275,11 @@ fn status(
         .store
         .poll(session, Provider::Fansly, job_id, None, now)
         .ok_or(ApiError::JobNotFound)?;
-    let note = Note {
-        job_id: Some(Arc::clone(&polled.id)),
-        scenario: Some(Arc::clone(&polled.scenario)),
-        ..Note::default()
-    };
     let fault = match crate::flow::poll_fault(app, Provider::Fansly, &polled) {
         Ok(fault) => fault,
         Err(refusal) => {
             let response = ApiError::from(refusal).into_response(iso_millis(now));
-            return Ok(ctx.refused(response, note));
+            return Ok(ctx.refused(response, Note::of_job(polled.id, polled.scenario)));
         }
     };
     let state = match &polled.state {
@@ -327,9 +322,10 @@ fn status(
         }
     };
     let response = crate::http::raw_json(StatusCode::OK, wire::ok_envelope(&data, now));
+    // The poll's own handles, moved rather than counted up again.
     let note = Note {
         state: Some(state.as_str()),
-        ..note
+        ..Note::of_job(polled.id, polled.scenario)
     };
     Ok(ctx.finish(response, fault, note))
 }
