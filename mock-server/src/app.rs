@@ -76,15 +76,68 @@ pub(crate) struct FanslyHeaders {
 }
 
 /// Remaining counts kept as ready header values; a fixture with a larger limit formats the rest.
-const MAX_CACHED_REMAINING: u32 = 65_536;
+const MAX_CACHED_REMAINING: u32 = 9_999;
+
+/// "0" to "9999", in one string made once per process: header values made from it are static, so
+/// cloning one into every answer touches no reference count (which both workers would otherwise
+/// bounce between their caches on every poll).
+static NUMBERS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    let mut all = String::new();
+    let mut ends = Vec::new();
+    for n in 0..=MAX_CACHED_REMAINING {
+        all.push_str(&n.to_string());
+        ends.push(all.len());
+    }
+    let all: &'static str = Box::leak(all.into_boxed_str());
+    let mut start = 0;
+    ends.into_iter()
+        .map(|end| {
+            let number = &all[start..end];
+            start = end;
+            number
+        })
+        .collect()
+});
+
+/// Plan names made static once per process (a fixture has one; a process loads few fixtures).
+static PLANS: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+/// `n` as a static header value when it is in [`NUMBERS`].
+fn static_number(n: u32) -> Option<http::HeaderValue> {
+    NUMBERS
+        .get(usize::try_from(n).ok()?)
+        .map(|number| http::HeaderValue::from_static(number))
+}
+
+/// `plan` as a header value, if it is a valid one: static when it is visible ASCII (all that
+/// `HeaderValue::from_static` takes), else an ordinary one.
+fn static_plan(plan: &str) -> Option<http::HeaderValue> {
+    let value = http::HeaderValue::from_str(plan).ok()?;
+    if !plan.bytes().all(|b| (32..127).contains(&b) || b == b'\t') {
+        return Some(value);
+    }
+    let mut plans = PLANS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let known = match plans.iter().find(|known| **known == plan) {
+        Some(known) => *known,
+        None => {
+            let made: &'static str = Box::leak(plan.to_owned().into_boxed_str());
+            plans.push(made);
+            made
+        }
+    };
+    Some(http::HeaderValue::from_static(known))
+}
 
 impl FanslyHeaders {
     pub(crate) fn new(fixture: &crate::fixture::FanslyFixture) -> Self {
         Self {
-            limit: http::HeaderValue::from(fixture.limit_per_minute),
-            plan: http::HeaderValue::from_str(&fixture.plan).ok(),
+            limit: static_number(fixture.limit_per_minute)
+                .unwrap_or_else(|| http::HeaderValue::from(fixture.limit_per_minute)),
+            plan: static_plan(&fixture.plan),
             remaining: (0..=fixture.limit_per_minute.min(MAX_CACHED_REMAINING))
-                .map(http::HeaderValue::from)
+                .filter_map(static_number)
                 .collect(),
         }
     }

@@ -321,16 +321,16 @@ fn refuse_by_fault(plan: &UploadPlan) -> Result<(), Refusal> {
 /// A provider request as every provider first sees it: its session, the time on that session's
 /// clock, and its key's one-minute rate window with this request counted.
 #[derive(Debug)]
-pub(crate) struct Arrival {
-    /// The request's session.
-    pub(crate) session: SessionId,
+pub(crate) struct Arrival<'a> {
+    /// The request's session (borrowed from the request: no reference count touched per poll).
+    pub(crate) session: &'a SessionId,
     /// Now, on the session's clock.
     pub(crate) now: std::time::SystemTime,
     /// The key's window, this request included.
     pub(crate) window: crate::store::Window,
 }
 
-impl Arrival {
+impl Arrival<'_> {
     /// Whether this request is over `limit` requests a minute, when the server enforces limits:
     /// then the provider answers its own 429 with `window.retry_after_secs`.
     pub(crate) fn is_over(&self, app: &App, limit: u32) -> bool {
@@ -340,19 +340,19 @@ impl Arrival {
 
 /// Takes a provider request in: its session (an invalid `X-Mock-Session` is the error, for the
 /// provider to answer in its own shape) and its key's request counted. One store lock for both.
-pub(crate) fn arrive(
+pub(crate) fn arrive<'a>(
     app: &App,
-    ctx: &crate::http::RequestCtx<'_>,
+    ctx: &'a crate::http::RequestCtx<'_>,
     provider: crate::Provider,
     key: Option<&str>,
-) -> Result<Arrival, String> {
+) -> Result<Arrival<'a>, String> {
     let session = ctx.session.as_ref().map_err(Clone::clone)?;
     let (now, window) =
         app.store
             .arrive(provider, key.unwrap_or_default(), session, ctx.server_now);
     ctx.set_now(now);
     Ok(Arrival {
-        session: Arc::clone(session),
+        session,
         now,
         window,
     })

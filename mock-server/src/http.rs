@@ -472,15 +472,7 @@ async fn answer_busy(this: &Connection, req: Request<Incoming>) -> Result<Respon
     let session = session_of(&req);
     // One reading of the server clock per request: the journal's time and the provider's arrival.
     let server_now = app.clock.now();
-    let arrived = journaled.then(|| {
-        (
-            server_now,
-            req.method().clone(),
-            session
-                .clone()
-                .unwrap_or_else(|_| SessionId::from("invalid")),
-        )
-    });
+    let arrived = journaled.then(|| (server_now, req.method().clone()));
     let ctx = RequestCtx::new(app, &req, local, session, server_now);
     let path = request.get(..path_len).unwrap_or_default();
     let method = req.method().clone();
@@ -527,14 +519,16 @@ async fn answer_busy(this: &Connection, req: Request<Incoming>) -> Result<Respon
         %method,
         %path,
         status = if answered.is_ok() { status } else { 0 },
-        session = arrived.as_ref().map(|(_, _, session)| &**session),
+        session = ctx.session.as_deref().ok(),
         job = note.job_id.as_deref(),
         scenario = note.scenario.as_ref().map(|scenario| scenario.name.as_str()),
         fault = note.fault,
         duration_ms = stopwatch.elapsed_ms(),
         "request"
     );
-    if let Some((at, method, session)) = arrived {
+    if let Some((at, method)) = arrived {
+        // The request's own handle, moved into its entry rather than counted up again.
+        let session = ctx.session.unwrap_or_else(|_| SessionId::from("invalid"));
         app.journal.record(journal::Entry {
             seq: 0,
             session,

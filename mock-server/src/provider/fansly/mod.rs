@@ -120,12 +120,12 @@ pub(crate) fn route<'a>(
         (&Method::POST, [account, "media", "upload"]) if authorized => {
             let account: &'a str = account;
             return Routed::later(async move {
-                let result = upload(app, ctx, &session, req, account, now).await;
+                let result = upload(app, ctx, session, req, account, now).await;
                 with_rate_limits(app, answer_or_error(result, now), window)
             });
         }
         (&Method::GET, ["media", "upload", job_id, "status"]) if authorized => {
-            status(app, ctx, &session, job_id, now)
+            status(app, ctx, session, job_id, now)
         }
         (&Method::POST, [_, "media", "upload"])
         | (&Method::GET, ["media", "upload", _, "status"]) => {

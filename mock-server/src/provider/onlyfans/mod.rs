@@ -105,7 +105,7 @@ pub(crate) fn route<'a>(
                         api_key: &api_key,
                         n_requests,
                     };
-                    upload(app, ctx, &session, req, account, destination, caller, now)
+                    upload(app, ctx, session, req, account, destination, caller, now)
                         .await
                         .unwrap_or_else(ApiError::into_response)
                 });
@@ -115,7 +115,7 @@ pub(crate) fn route<'a>(
         }
         (&Method::GET | &Method::HEAD, [account, "media", "uploads", upload_id, "status"]) => {
             if authorized {
-                status(app, ctx, &session, account, upload_id, now)
+                status(app, ctx, session, account, upload_id, now)
             } else {
                 Err(refuse(key))
             }
