@@ -156,7 +156,7 @@ pub(crate) async fn read_form(
     let chunks = body_stream(req.into_body(), app.limits.body_timeout);
     read_body_form(
         app.limits.clone(),
-        &app.storage_dir,
+        upload::Sink::Disk(&app.storage_dir),
         provider,
         content_type.as_deref(),
         chunks,
@@ -170,7 +170,7 @@ pub(crate) async fn read_form(
 /// shape is what the mock itself would have read.
 pub(crate) async fn read_body_form(
     limits: crate::upload::Limits,
-    storage_dir: &std::path::Path,
+    sink: upload::Sink<'_>,
     provider: crate::Provider,
     content_type: Option<&str>,
     chunks: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
@@ -182,7 +182,7 @@ pub(crate) async fn read_body_form(
         return json_form(chunks, timeout).await;
     }
     let boundary = upload::boundary(content_type)?;
-    upload::read_form(chunks, boundary, file_field, limits, storage_dir).await
+    upload::read_form(chunks, boundary, file_field, limits, sink).await
 }
 
 /// The largest JSON upload body read: a `file_url` and two flags fit many times over.

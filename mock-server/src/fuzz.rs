@@ -131,7 +131,7 @@ proptest! {
             "FuzzBoundary".to_owned(),
             "file",
             limits,
-            dir.path(),
+            upload::Sink::Disk(dir.path()),
         ));
         if let (Ok(form), Some(file)) = (&result, expected_file(&body)) {
             let stored = form.file.as_ref().map(|received| std::fs::read(&received.path).unwrap());

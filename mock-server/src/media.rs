@@ -44,13 +44,18 @@ pub struct MediaInfo {
 /// How many leading bytes [`probe`] wants in `head`; image headers fit in far less.
 pub const HEAD_LEN: usize = 64 * 1024;
 
+/// The type a file's first bytes show (`application/octet-stream` when they show none).
+pub fn mimetype(head: &[u8]) -> &'static str {
+    infer::get(head).map_or("application/octet-stream", |kind| kind.mime_type())
+}
+
 /// Reads type, dimensions and duration of the file at `path`, whose first bytes are `head`.
 ///
 /// Never fails: a file it cannot read is reported as unsupported with zero dimensions, which the
 /// job turns into a provider-shaped failure.
 pub fn probe(path: &Path, head: &[u8]) -> MediaInfo {
     let sniffed = infer::get(head);
-    let mimetype = sniffed.map_or("application/octet-stream", |kind| kind.mime_type());
+    let mimetype = mimetype(head);
     let extension = sniffed.map_or("bin", |kind| kind.extension());
     let kind = match mimetype {
         "image/gif" => MediaKind::Gif,

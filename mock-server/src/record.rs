@@ -314,8 +314,14 @@ pub(crate) async fn forward(
     if has_body {
         let chunks = crate::flow::body_stream(req.into_body(), app.limits.body_timeout);
         match (&kind, &proxy.recorder) {
-            (Kind::Upload, Some(_)) => {
-                let (teed, reading) = tee(app, provider, content_type.clone(), chunks);
+            (Kind::Upload, Some(recorder)) => {
+                let (teed, reading) = tee(
+                    app,
+                    provider,
+                    recorder.record_media,
+                    content_type.clone(),
+                    chunks,
+                );
                 request = request.body(reqwest::Body::wrap_stream(teed));
                 shape = Some(reading);
             }
@@ -401,9 +407,14 @@ fn media_type(content_type: Option<&str>) -> Option<String> {
 /// A stream of upload chunks that sends a copy of each to the form reader, and the reader's task.
 /// The reader never slows forwarding by more than [`TEE_CHUNKS`] chunks, and once it gives up
 /// (a body it cannot read) forwarding goes on without it.
+///
+/// Unless the bytes are recorded too (`--record-media`), the reader only measures the file: a 1 GB
+/// upload read to disk a second time held the chunks until the disk had them (the proxy peaked
+/// at 57-66 MiB against 14 MiB when only forwarding; BENCHMARKS.md).
 fn tee(
     app: &App,
     provider: Provider,
+    record_media: bool,
     content_type: Option<String>,
     chunks: impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
 ) -> (
@@ -430,9 +441,14 @@ fn tee(
     let limits = app.limits.clone();
     let storage_dir = app.storage_dir.clone();
     let reading = tokio::spawn(async move {
+        let sink = if record_media {
+            crate::upload::Sink::Disk(&storage_dir)
+        } else {
+            crate::upload::Sink::Measure
+        };
         crate::flow::read_body_form(
             limits,
-            &storage_dir,
+            sink,
             provider,
             content_type.as_deref(),
             copies,
@@ -645,7 +661,16 @@ impl Recorder {
             None => None,
         };
         if let Some(form) = form {
-            let file = form.file.as_ref();
+            // The file part as stored (`--record-media`) or as measured: its name and type.
+            let file = form
+                .file
+                .as_ref()
+                .map(|file| (&file.file_name, file.info.mimetype))
+                .or_else(|| {
+                    form.measured
+                        .as_ref()
+                        .map(|measured| (&measured.file_name, measured.mimetype))
+                });
             request.parts = form
                 .parts
                 .iter()
@@ -654,8 +679,10 @@ impl Recorder {
                     file_name: part.file_name.clone(),
                     size: part.size,
                     detected_type: file
-                        .filter(|file| part.name == "file" && part.file_name == file.file_name)
-                        .map(|file| file.info.mimetype.to_owned()),
+                        .filter(|(file_name, _)| {
+                            part.name == "file" && part.file_name == **file_name
+                        })
+                        .map(|(_, mimetype)| mimetype.to_owned()),
                 })
                 .collect();
             request.fields = form

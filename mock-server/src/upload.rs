@@ -39,12 +39,36 @@ pub(crate) struct Received {
 /// A multipart form: the file part (if any) and the text fields, in order.
 #[derive(Debug, Default)]
 pub(crate) struct Form {
-    /// The part named as the file field, sent with a `filename`.
+    /// The part named as the file field, sent with a `filename`, stored ([`Sink::Disk`]).
     pub(crate) file: Option<Received>,
+    /// The same part only measured ([`Sink::Measure`]).
+    pub(crate) measured: Option<Measured>,
     /// Every other part as text (lossy UTF-8).
     pub(crate) fields: Vec<(String, String)>,
     /// Every part's name, file name and size, in order, for the journal.
     pub(crate) parts: Vec<crate::journal::PartSummary>,
+}
+
+/// Where a form's file goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Sink<'a> {
+    /// Written to a file in this directory, as an upload is.
+    Disk(&'a Path),
+    /// Only measured (size, detected type) and dropped as it streams: the recording proxy's copy
+    /// of an upload it forwards, which would otherwise write every byte to disk a second time and
+    /// hold the chunks until it had.
+    Measure,
+}
+
+/// The file part of a form read with [`Sink::Measure`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Measured {
+    /// Its `filename`.
+    pub(crate) file_name: Option<String>,
+    /// Bytes received.
+    pub(crate) size: u64,
+    /// The type its first bytes show, as [`media::probe`] would detect it.
+    pub(crate) mimetype: &'static str,
 }
 
 impl Form {
@@ -246,7 +270,7 @@ pub(crate) async fn read_form<S>(
     boundary: String,
     file_field: &'static str,
     limits: Limits,
-    dir: &Path,
+    sink: Sink<'_>,
 ) -> Result<Form, UploadError>
 where
     S: Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
@@ -325,17 +349,40 @@ where
             .map(str::to_owned)
             .or_else(|| lossy_file_name(field.headers()));
         if name == file_field && file_name.is_some() {
-            if form.file.is_some() {
+            if form.file.is_some() || form.measured.is_some() {
                 return Err(UploadError::DuplicateFile(file_field));
             }
-            let chunks = field.map(|chunk| chunk.map_err(too_large));
-            let received = store(chunks, file_name.clone(), dir, &limits).await?;
-            form.parts.push(crate::journal::PartSummary {
-                name,
-                file_name,
-                size: received.size,
-            });
-            form.file = Some(received);
+            match sink {
+                Sink::Disk(dir) => {
+                    let chunks = field.map(|chunk| chunk.map_err(too_large));
+                    let received = store(chunks, file_name.clone(), dir, &limits).await?;
+                    form.parts.push(crate::journal::PartSummary {
+                        name,
+                        file_name,
+                        size: received.size,
+                    });
+                    form.file = Some(received);
+                }
+                Sink::Measure => {
+                    let mut size: u64 = 0;
+                    let mut head = Vec::new();
+                    while let Some(chunk) = field.chunk().await.map_err(too_large)? {
+                        size += chunk.len() as u64;
+                        let room = media::HEAD_LEN.saturating_sub(head.len());
+                        head.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    }
+                    form.parts.push(crate::journal::PartSummary {
+                        name,
+                        file_name: file_name.clone(),
+                        size,
+                    });
+                    form.measured = Some(Measured {
+                        file_name,
+                        size,
+                        mimetype: media::mimetype(&head),
+                    });
+                }
+            }
         } else {
             let mut value = Vec::new();
             while let Some(chunk) = field.chunk().await.map_err(too_large)? {
