@@ -595,18 +595,9 @@ fn a_pause_threshold_of_zero_is_refused() {
 
 /// `/__admin/jobs`' webhook field of the job `upload_id`.
 async fn webhook_of(server: &TestServer, upload_id: &str) -> Value {
-    let jobs: Value = server
-        .http
-        .get(server.url("/__admin/jobs"))
-        .send()
+    server
+        .jobs()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    jobs["jobs"]
-        .as_array()
-        .unwrap()
         .iter()
         .find(|job| job["id"] == upload_id)
         .map(|job| job["webhook"].clone())
