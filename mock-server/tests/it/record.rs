@@ -473,3 +473,44 @@ async fn record_through_a_proxy_then_replay_the_same_lifecycle() {
     drop(replayer);
     drop::<Running>(live);
 }
+
+#[tokio::test]
+async fn record_media_keeps_the_uploaded_bytes_beside_the_cassette() {
+    let dir = tempfile::tempdir().unwrap();
+    let recordings = dir.path().join("recordings");
+    let mut live = binary();
+    manual(&mut live);
+    let (live, _banner) = start_binary(live);
+    let mut recorder = binary();
+    manual(&mut recorder);
+    recorder
+        .arg("--proxy")
+        .arg(format!("onlyfans={}", live.base))
+        .arg("--record")
+        .arg(&recordings)
+        .arg("--record-media");
+    let (recorder, _banner) = start_binary(recorder);
+    let client = reqwest::Client::new();
+    let job = Upload {
+        provider: "onlyfans",
+        scenario: "happy",
+        file: "sample.png",
+        asynchronous: false,
+    };
+    let both: [(&str, Option<&str>); 2] = [(&live.base, None), (&recorder.base, None)];
+    run_job(&client, &recorder.base, &both, None, &job, &[400]).await;
+    drop(recorder);
+
+    let recorded = cassette(&recordings, "onlyfans-001");
+    let request = &recorded["upload"]["request"];
+    assert_eq!(
+        request["parts"][0]["detected_type"], "image/png",
+        "{request}"
+    );
+    let media = request["media"].as_str().expect("the bytes are named");
+    assert_eq!(
+        std::fs::read(recordings.join(media)).unwrap(),
+        crate::support::sample("sample.png"),
+        "the recorded bytes are the upload's"
+    );
+}
