@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use mock_server::Provider;
-use mock_server::cassette::{Answer, Cassette, Seen};
+use mock_server::cassette::{Answer, Cassette, Seen, job_id_of, links_in};
 use mock_server::spec::{Document, Spec};
 use serde_json::Value;
 
@@ -153,26 +153,8 @@ pub fn cassettes_in(
     dir: &Path,
     provider: Provider,
 ) -> Result<Vec<(String, Cassette)>, mock_server::cassette::CassetteError> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|source| mock_server::cassette::CassetteError::Read {
-            path: dir.to_owned(),
-            source,
-        })?;
-    let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Some(stem) = path.file_stem().and_then(|stem| stem.to_str()) else {
-            continue;
-        };
-        if stem.starts_with('.') || path.extension().is_none_or(|ext| ext != "json") {
-            continue;
-        }
-        let cassette = Cassette::from_file(&path)?;
-        if cassette.provider() == Some(provider) {
-            found.push((stem.to_owned(), cassette));
-        }
-    }
-    found.sort_by(|(a, _), (b, _)| a.cmp(b));
+    let mut found = mock_server::cassette::cassettes_in(dir)?;
+    found.retain(|(_, cassette)| cassette.provider() == Some(provider));
     Ok(found)
 }
 
@@ -638,42 +620,6 @@ fn n_leaves(value: &Value) -> usize {
         Value::Array(items) => items.iter().map(n_leaves).sum::<usize>().max(1),
         _ => 1,
     }
-}
-
-fn job_id_of(provider: Provider, body: &Value) -> Option<String> {
-    let id = match provider {
-        Provider::Fansly => body.pointer("/data/jobId")?,
-        Provider::OnlyFans => body
-            .get("prefixed_id")
-            .or_else(|| body.pointer("/data/id"))?,
-    };
-    match id {
-        Value::String(id) => Some(id.clone()),
-        Value::Number(id) => Some(id.to_string()),
-        _ => None,
-    }
-}
-
-/// Every distinct `http(s)://` string in a body but `polling_url`.
-fn links_in(body: &Value) -> Vec<String> {
-    fn walk(value: &Value, key: Option<&str>, found: &mut BTreeSet<String>) {
-        match value {
-            Value::String(text)
-                if key != Some("polling_url")
-                    && (text.starts_with("https://") || text.starts_with("http://")) =>
-            {
-                found.insert(text.clone());
-            }
-            Value::Object(map) => map
-                .iter()
-                .for_each(|(name, inner)| walk(inner, Some(name), found)),
-            Value::Array(items) => items.iter().for_each(|item| walk(item, key, found)),
-            _ => {}
-        }
-    }
-    let mut found = BTreeSet::new();
-    walk(body, None, &mut found);
-    found.into_iter().take(32).collect()
 }
 
 /// Bytes of the recorded type when the recording kept none: a repository sample.

@@ -464,14 +464,15 @@ fn respond_fault(route: Route, nth: Vec<u32>, status: u16, retry_after: Option<u
     }
 }
 
-/// Every cassette in `dir` (`*.json`, not hidden), by file stem, as scenarios: what
-/// `--recordings DIR` lets `X-Mock-Scenario` name. A file that is not a cassette fails start-up.
-pub fn scenarios_in(dir: &Path) -> Result<BTreeMap<String, Arc<Scenario>>, CassetteError> {
+/// Every cassette in `dir` (`*.json`, not hidden), by file stem, sorted by it: what the replaying
+/// mock (`--recordings DIR`) and `conformance parity` both read, so they agree on which files
+/// are recordings. A file that is not a cassette is an error, not skipped.
+pub fn cassettes_in(dir: &Path) -> Result<Vec<(String, Cassette)>, CassetteError> {
     let entries = std::fs::read_dir(dir).map_err(|source| CassetteError::Read {
         path: dir.to_owned(),
         source,
     })?;
-    let mut found = BTreeMap::new();
+    let mut found = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|source| CassetteError::Read {
             path: dir.to_owned(),
@@ -485,7 +486,68 @@ pub fn scenarios_in(dir: &Path) -> Result<BTreeMap<String, Arc<Scenario>>, Casse
             continue;
         }
         let cassette = Cassette::from_file(&path)?;
-        found.insert(stem.to_owned(), Arc::new(cassette.scenario(stem)));
+        found.push((stem.to_owned(), cassette));
     }
+    found.sort_by(|(a, _), (b, _)| a.cmp(b));
     Ok(found)
+}
+
+/// Every cassette in `dir` as a scenario named by its file stem: what `--recordings DIR` lets
+/// `X-Mock-Scenario` name. A file that is not a cassette fails start-up.
+pub fn scenarios_in(dir: &Path) -> Result<BTreeMap<String, Arc<Scenario>>, CassetteError> {
+    Ok(cassettes_in(dir)?
+        .into_iter()
+        .map(|(stem, cassette)| {
+            let scenario = Arc::new(cassette.scenario(&stem));
+            (stem, scenario)
+        })
+        .collect())
+}
+
+/// Links a cassette keeps per job (each is checked with a HEAD when recorded).
+pub const MAX_LINKS: usize = 32;
+
+/// The job id an upload answer names: Fansly's `data.jobId`, OnlyFans' `prefixed_id` (or a
+/// vault answer's `data.id`). The recorder and `conformance parity` must find the same job.
+pub fn job_id_of(provider: Provider, body: &Value) -> Option<String> {
+    let id = match provider {
+        Provider::Fansly => body.pointer("/data/jobId")?,
+        Provider::OnlyFans => body
+            .get("prefixed_id")
+            .or_else(|| body.pointer("/data/id"))?,
+    };
+    match id {
+        Value::String(id) => Some(id.clone()),
+        Value::Number(id) => Some(id.to_string()),
+        _ => None,
+    }
+}
+
+/// Every distinct `http(s)://` string in a body but `polling_url`, at most [`MAX_LINKS`]: the
+/// links a job returned, as the recorder checks them and `conformance parity` compares them.
+pub fn links_in(body: &Value) -> Vec<String> {
+    fn walk(value: &Value, key: Option<&str>, found: &mut std::collections::BTreeSet<String>) {
+        match value {
+            Value::String(text)
+                if key != Some("polling_url")
+                    && (text.starts_with("https://") || text.starts_with("http://")) =>
+            {
+                found.insert(text.clone());
+            }
+            Value::Object(map) => {
+                for (name, inner) in map {
+                    walk(inner, Some(name), found);
+                }
+            }
+            Value::Array(items) => {
+                for item in items {
+                    walk(item, key, found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = std::collections::BTreeSet::new();
+    walk(body, None, &mut found);
+    found.into_iter().take(MAX_LINKS).collect()
 }

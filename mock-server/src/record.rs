@@ -13,7 +13,7 @@
 //! API keys, signed-URL parameters and every `--redact` value are replaced in the cassette's JSON
 //! before it is serialized, so none of them reaches the disk.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -26,7 +26,9 @@ use hyper::body::Incoming;
 use serde_json::Value;
 
 use crate::app::App;
-use crate::cassette::{self, Answer, Cassette, LinkCheck, Part, Poll, RecordedUpload, Seen};
+use crate::cassette::{
+    self, Answer, Cassette, LinkCheck, Part, Poll, RecordedUpload, Seen, job_id_of, links_in,
+};
 use crate::http::{Body, RequestCtx, full};
 use crate::provider::Provider;
 
@@ -47,9 +49,6 @@ const MAX_OPEN_JOBS: usize = 4096;
 /// API keys remembered for redaction; a proxy that saw more distinct keys than this forgets the
 /// oldest (each cassette is still redacted with the keys of its own requests).
 const MAX_KEYS: usize = 1024;
-
-/// Links a HEAD is sent to per job.
-const MAX_LINKS: usize = 32;
 
 /// Characters kept of one text field's value in a cassette.
 const MAX_FIELD_CHARS: usize = 4096;
@@ -329,11 +328,14 @@ pub(crate) async fn forward(
         }
     }
     let now = app.clock.now();
-    let (answer, mut bytes, rest, response_headers) = match request.send().await {
-        Ok(response) => read_answer(response).await,
+    // What came back (or that nothing did) is recorded the same way either way.
+    let (answer, reached) = match request.send().await {
+        Ok(response) => {
+            let (answer, bytes, rest, headers) = read_answer(response).await;
+            (answer, Some((bytes, rest, headers)))
+        }
         Err(err) => {
             tracing::warn!(%url, error = %err, "upstream not reached");
-            let response = crate::provider::upstream_failed(app, provider, 502);
             let answer = Answer {
                 status: 502,
                 headers: BTreeMap::new(),
@@ -341,26 +343,10 @@ pub(crate) async fn forward(
                 body_text: None,
                 error: Some(error_chain(&err)),
             };
-            if let Some(recorder) = &proxy.recorder {
-                let exchange = Exchange {
-                    provider,
-                    upstream: upstream.to_owned(),
-                    kind,
-                    shape,
-                    content_type: media_type(content_type.as_deref()),
-                    path: path_and_query,
-                    answer,
-                    key,
-                    started: now,
-                };
-                recorder.record(app, proxy, exchange).await;
-            }
-            return response;
+            (answer, None)
         }
     };
-    if matches!(kind, Kind::Upload) && provider == Provider::OnlyFans {
-        bytes = point_polling_url_here(bytes, upstream, &ctx.origin());
-    }
+    let is_onlyfans_upload = matches!(kind, Kind::Upload) && provider == Provider::OnlyFans;
     let status = answer.status;
     if let Some(recorder) = &proxy.recorder {
         let exchange = Exchange {
@@ -375,6 +361,12 @@ pub(crate) async fn forward(
             started: now,
         };
         recorder.record(app, proxy, exchange).await;
+    }
+    let Some((mut bytes, rest, response_headers)) = reached else {
+        return crate::provider::upstream_failed(app, provider, 502);
+    };
+    if is_onlyfans_upload {
+        bytes = point_polling_url_here(bytes, upstream, &ctx.origin());
     }
     let mut response = match rest {
         None => Response::new(full(bytes)),
@@ -841,50 +833,6 @@ impl Recorder {
             tracing::error!(path = %path.display(), error = %err, "cassette not written");
         }
     }
-}
-
-/// The job id an upload answer names: Fansly's `data.jobId`, OnlyFans' `prefixed_id` (or a
-/// vault answer's `data.id`).
-fn job_id_of(provider: Provider, body: &Value) -> Option<String> {
-    let id = match provider {
-        Provider::Fansly => body.pointer("/data/jobId")?,
-        Provider::OnlyFans => body
-            .get("prefixed_id")
-            .or_else(|| body.pointer("/data/id"))?,
-    };
-    match id {
-        Value::String(id) => Some(id.clone()),
-        Value::Number(id) => Some(id.to_string()),
-        _ => None,
-    }
-}
-
-/// Every distinct `http(s)://` string in a body but `polling_url`: the links a job returned.
-fn links_in(body: &Value) -> Vec<String> {
-    fn walk(value: &Value, key: Option<&str>, found: &mut BTreeSet<String>) {
-        match value {
-            Value::String(text)
-                if key != Some("polling_url")
-                    && (text.starts_with("https://") || text.starts_with("http://")) =>
-            {
-                found.insert(text.clone());
-            }
-            Value::Object(map) => {
-                for (name, inner) in map {
-                    walk(inner, Some(name), found);
-                }
-            }
-            Value::Array(items) => {
-                for item in items {
-                    walk(item, key, found);
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut found = BTreeSet::new();
-    walk(body, None, &mut found);
-    found.into_iter().take(MAX_LINKS).collect()
 }
 
 /// A HEAD of each link, at once, each bounded by ten seconds.
