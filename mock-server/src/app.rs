@@ -82,10 +82,12 @@ const MAX_CACHED_REMAINING: u32 = 9_999;
 /// cloning one into every answer touches no reference count (which both workers would otherwise
 /// bounce between their caches on every poll).
 static NUMBERS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    use std::fmt::Write as _;
     let mut all = String::new();
     let mut ends = Vec::new();
     for n in 0..=MAX_CACHED_REMAINING {
-        all.push_str(&n.to_string());
+        // Written in place: no string of its own per number.
+        let _ = write!(all, "{n}");
         ends.push(all.len());
     }
     let all: &'static str = Box::leak(all.into_boxed_str());
