@@ -20,6 +20,26 @@ fn manual(command: &mut std::process::Command) {
     command.args(["--clock", "manual", "--clock-start", "1770000000"]);
 }
 
+/// A mock playing the live API on a manual clock, and a recording proxy in front of it for both
+/// providers (`--record recordings`, then `extra`), as separate processes.
+fn live_and_recorder(recordings: &Path, extra: &[&str]) -> (Running, Running) {
+    let mut live = binary();
+    manual(&mut live);
+    let (live, _banner) = start_binary(live);
+    let mut recorder = binary();
+    manual(&mut recorder);
+    recorder
+        .arg("--proxy")
+        .arg(format!("fansly={}", live.base))
+        .arg("--proxy")
+        .arg(format!("onlyfans={}", live.base))
+        .arg("--record")
+        .arg(recordings)
+        .args(extra);
+    let (recorder, _banner) = start_binary(recorder);
+    (live, recorder)
+}
+
 async fn advance(client: &reqwest::Client, base: &str, session: Option<&str>, by_ms: u64) {
     let mut request = client
         .post(format!("{base}/__admin/clock/advance"))
@@ -227,20 +247,7 @@ fn recorded(cassette: &Value) -> Vec<(u64, Seen)> {
 async fn record_through_a_proxy_then_replay_the_same_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
     let recordings = dir.path().join("recordings");
-    let mut live = binary();
-    manual(&mut live);
-    let (live, _banner) = start_binary(live);
-    let mut recorder = binary();
-    manual(&mut recorder);
-    recorder
-        .arg("--proxy")
-        .arg(format!("fansly={}", live.base))
-        .arg("--proxy")
-        .arg(format!("onlyfans={}", live.base))
-        .arg("--record")
-        .arg(&recordings)
-        .args(["--redact", SECRET_ACCOUNT]);
-    let (recorder, _banner) = start_binary(recorder);
+    let (live, recorder) = live_and_recorder(&recordings, &["--redact", SECRET_ACCOUNT]);
     let client = reqwest::Client::new();
     let both: [(&str, Option<&str>); 2] = [(&live.base, None), (&recorder.base, None)];
 
@@ -478,18 +485,7 @@ async fn record_through_a_proxy_then_replay_the_same_lifecycle() {
 async fn record_media_keeps_the_uploaded_bytes_beside_the_cassette() {
     let dir = tempfile::tempdir().unwrap();
     let recordings = dir.path().join("recordings");
-    let mut live = binary();
-    manual(&mut live);
-    let (live, _banner) = start_binary(live);
-    let mut recorder = binary();
-    manual(&mut recorder);
-    recorder
-        .arg("--proxy")
-        .arg(format!("onlyfans={}", live.base))
-        .arg("--record")
-        .arg(&recordings)
-        .arg("--record-media");
-    let (recorder, _banner) = start_binary(recorder);
+    let (live, recorder) = live_and_recorder(&recordings, &["--record-media"]);
     let client = reqwest::Client::new();
     let job = Upload {
         provider: "onlyfans",
