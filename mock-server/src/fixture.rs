@@ -37,12 +37,47 @@ pub const SAMPLE_MEDIA: &[(&str, &[u8])] = &[
     ),
 ];
 
-/// Writes [`SAMPLE_MEDIA`] into `dir` (created if missing): the media root of a binary started
-/// away from a checkout.
+/// The directory holding [`SAMPLE_MEDIA`] for a binary started away from a checkout: one per
+/// set of samples, under the system's temp directory, written by the first start and reused by
+/// every later one. A directory per start would be left behind by every killed process (the
+/// tests kill theirs). Files are written aside and renamed, so concurrent starts never read a
+/// half-written sample; a directory whose files differ from the embedded ones (another user's,
+/// say) is not used.
+pub fn shared_sample_media_dir() -> std::io::Result<PathBuf> {
+    use sha2::Digest as _;
+    let mut digest = sha2::Sha256::new();
+    for (name, bytes) in SAMPLE_MEDIA {
+        digest.update(name.as_bytes());
+        digest.update(bytes);
+    }
+    let digest = hex::encode(digest.finalize());
+    let dir = std::env::temp_dir().join(format!("mock-server-samples-{}", &digest[..16]));
+    let holds = |dir: &Path| {
+        SAMPLE_MEDIA
+            .iter()
+            .all(|(name, bytes)| std::fs::read(dir.join(name)).is_ok_and(|read| read == *bytes))
+    };
+    if !holds(&dir) {
+        write_sample_media(&dir)?;
+    }
+    if holds(&dir) {
+        Ok(dir)
+    } else {
+        Err(std::io::Error::other(format!(
+            "{} does not hold the embedded samples",
+            dir.display()
+        )))
+    }
+}
+
+/// Writes [`SAMPLE_MEDIA`] into `dir` (created if missing), each file written aside and renamed
+/// into place.
 pub fn write_sample_media(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for (name, bytes) in SAMPLE_MEDIA {
-        std::fs::write(dir.join(name), bytes)?;
+        let aside = dir.join(format!(".{name}.{}", std::process::id()));
+        std::fs::write(&aside, bytes)?;
+        std::fs::rename(&aside, dir.join(name))?;
     }
     Ok(())
 }

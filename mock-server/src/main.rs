@@ -345,23 +345,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     // Never a compile-time path: a binary copied to another machine must not point into a source
     // tree that is not there. Started in a checkout, README's `file://$PWD/fixtures/media/...`
-    // examples work as they are; anywhere else the embedded samples are written out (and removed
-    // on exit), so the banner's commands work from any directory.
+    // examples work as they are; anywhere else the embedded samples are used from a directory
+    // shared by every start (`fixture::shared_sample_media_dir`), or, when that cannot be used,
+    // written to one of this process's own (removed on exit), so the banner's commands work from
+    // any directory.
     let mut _samples_dir = None;
     let media_root = match args.media_root {
         Some(dir) => dir,
         None if PathBuf::from("fixtures/media").is_dir() => PathBuf::from("fixtures/media"),
-        None => {
-            let dir = tempfile::Builder::new()
-                .prefix("mock-server-samples-")
-                .tempdir()
-                .context("cannot create a directory for the sample media")?;
-            mock_server::fixture::write_sample_media(dir.path())
-                .context("cannot write the sample media")?;
-            let path = dir.path().to_owned();
-            _samples_dir = Some(dir);
-            path
-        }
+        None => match mock_server::fixture::shared_sample_media_dir() {
+            Ok(shared) => shared,
+            Err(err) => {
+                tracing::info!(error = %err, "shared sample directory unusable; using a private one");
+                let dir = tempfile::Builder::new()
+                    .prefix("mock-server-samples-")
+                    .tempdir()
+                    .context("cannot create a directory for the sample media")?;
+                mock_server::fixture::write_sample_media(dir.path())
+                    .context("cannot write the sample media")?;
+                let path = dir.path().to_owned();
+                _samples_dir = Some(dir);
+                path
+            }
+        },
     };
     tracing::info!(media_root = %media_root.display(), "file:// upload URLs may read here");
     let sample_jpg = std::path::absolute(media_root.join("sample.jpg"))

@@ -217,22 +217,28 @@ async fn a_copied_binary_serves_a_whole_lifecycle_from_any_directory() {
         .status()
         .unwrap();
     assert!(copied.success());
-    let mut command = Command::new(&copy);
-    command
-        .args(["--bind", "127.0.0.1:0", "--clock", "manual"])
-        .current_dir(dir.path())
-        .env("MOCK_LOG", "warn")
-        .stderr(Stdio::null());
-    let (running, banner) = start_binary(command);
+    let start = || {
+        let mut command = Command::new(&copy);
+        command
+            .args(["--bind", "127.0.0.1:0", "--clock", "manual"])
+            .current_dir(dir.path())
+            .env("MOCK_LOG", "warn")
+            .stderr(Stdio::null());
+        let (running, banner) = start_binary(command);
+        // The banner's commands name the embedded samples, written out somewhere readable.
+        let banner: Vec<String> = banner.take(8).map(Result::unwrap).collect();
+        let sample_path = banner
+            .iter()
+            .find_map(|line| line.split("file=@").nth(1)?.split(' ').next())
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| panic!("no sample in the banner: {banner:?}"));
+        (running, sample_path)
+    };
+    let (running, sample_path) = start();
     let http = reqwest::Client::new();
-    // The banner's commands name the embedded samples, written out somewhere readable.
-    let banner: Vec<String> = banner.take(8).map(Result::unwrap).collect();
-    let sample_path = banner
-        .iter()
-        .find_map(|line| line.split("file=@").nth(1)?.split(' ').next())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| panic!("no sample in the banner: {banner:?}"));
     assert!(!sample_path.starts_with(dir.path()), "{sample_path:?}");
+    // Every start uses the same directory, so a killed process leaves no new one behind.
+    assert_eq!(start().1, sample_path);
     let bytes = std::fs::read(&sample_path).unwrap();
     assert_eq!(
         bytes,
