@@ -328,6 +328,9 @@ pub(crate) struct Arrival<'a> {
     pub(crate) now: std::time::SystemTime,
     /// The key's window, this request included.
     pub(crate) window: crate::store::Window,
+    /// What the status poll the request is saw, when it is one and was not over its limit (None
+    /// also when no such job is in the session).
+    pub(crate) polled: Option<crate::store::Polled>,
 }
 
 impl Arrival<'_> {
@@ -339,22 +342,40 @@ impl Arrival<'_> {
 }
 
 /// Takes a provider request in: its session (an invalid `X-Mock-Session` is the error, for the
-/// provider to answer in its own shape) and its key's request counted. One store lock for both.
+/// provider to answer in its own shape), its key's request counted and, for a status poll (`poll`,
+/// its job and the limit it must be under), the poll answered. One store lock for all three.
 pub(crate) fn arrive<'a>(
     app: &App,
     ctx: &'a crate::http::RequestCtx<'_>,
     provider: crate::Provider,
     key: Option<&str>,
+    poll: Option<(&str, Option<&str>, u32)>,
 ) -> Result<Arrival<'a>, String> {
     let session = ctx.session.as_ref().map_err(Clone::clone)?;
-    let (now, window) =
-        app.store
-            .arrive(provider, key.unwrap_or_default(), session, ctx.server_now);
+    let key = key.unwrap_or_default();
+    let (now, window, polled) = match poll {
+        None => {
+            let (now, window) = app.store.arrive(provider, key, session, ctx.server_now);
+            (now, window, None)
+        }
+        Some((id, account, limit)) => app.store.arrive_polling(
+            provider,
+            key,
+            session,
+            ctx.server_now,
+            crate::store::PollOf {
+                id,
+                account,
+                limit: app.enforce_rate_limits.then_some(limit),
+            },
+        ),
+    };
     ctx.set_now(now);
     Ok(Arrival {
         session,
         now,
         window,
+        polled,
     })
 }
 

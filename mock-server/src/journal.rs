@@ -118,18 +118,19 @@ impl Entry {
 /// `path`, then `headers` as `name: value` lines (values lossily decoded), in one allocation:
 /// what [`Entry::request`] holds. A path has no line breaks (hyper refuses them in a URI).
 pub(crate) fn request_text(path: &str, headers: &http::HeaderMap) -> String {
-    let mut text = String::with_capacity(path.len() + 1 + headers.len() * 40);
-    text.push_str(path);
+    let mut text = Vec::with_capacity(path.len() + 1 + headers.len() * 40);
+    text.extend_from_slice(path.as_bytes());
     for (name, value) in headers {
-        text.push('\n');
-        text.push_str(name.as_str());
-        text.push_str(": ");
-        match std::str::from_utf8(value.as_bytes()) {
-            Ok(value) => text.push_str(value),
-            Err(_) => text.push_str(&String::from_utf8_lossy(value.as_bytes())),
-        }
+        text.push(b'\n');
+        text.extend_from_slice(name.as_str().as_bytes());
+        text.extend_from_slice(b": ");
+        text.extend_from_slice(value.as_bytes());
     }
-    text
+    // One UTF-8 check for the whole text rather than one per value (clients send ASCII). The path
+    // and names are UTF-8 and each value sits between ASCII bytes, so a value that is not UTF-8
+    // cannot spoil its neighbours: decoding the whole lossily decodes each value lossily.
+    String::from_utf8(text)
+        .unwrap_or_else(|err| String::from_utf8_lossy(err.as_bytes()).into_owned())
 }
 
 /// The bounded journal.
@@ -150,12 +151,25 @@ struct Inner {
     first_upload: HashMap<(crate::store::SessionId, [u8; 32]), u64>,
 }
 
+/// The largest journal whose ring is reserved whole when it is made (about 260 MiB of address
+/// space at most, none of it resident until used).
+const PRESIZED_ENTRIES: usize = 1 << 20;
+
 impl Journal {
     /// An empty journal keeping at most `capacity` entries (the oldest go first).
     pub(crate) fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
         Self {
-            capacity: capacity.max(1),
-            inner: Mutex::new(Inner::default()),
+            capacity,
+            inner: Mutex::new(Inner {
+                // Exactly `capacity` slots, so a full journal writes each new entry into the slot
+                // the oldest just left, still in cache; grown by doubling, the ring had up to
+                // twice the slots and every entry went to memory untouched since long before.
+                // Reserved, not touched: pages become resident as entries fill them. Past
+                // `PRESIZED_ENTRIES` it grows as needed, so a huge capacity asks nothing up front.
+                entries: VecDeque::with_capacity(capacity.min(PRESIZED_ENTRIES)),
+                ..Inner::default()
+            }),
             events: crate::events::Events::default(),
         }
     }
@@ -361,5 +375,32 @@ mod tests {
             "Bearer abcd…"
         );
         assert_eq!(shown_header("content-type", "image/png"), "image/png");
+    }
+
+    #[test]
+    fn a_header_value_that_is_not_utf8_is_decoded_lossily_and_alone() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-first", http::HeaderValue::from_static("plain"));
+        // A lead byte of a 2-byte sequence at the end of the value: its continuation would have
+        // to come from the next line.
+        headers.insert(
+            "x-broken",
+            http::HeaderValue::from_bytes(b"caf\xc3").expect("obs-text is a valid value"),
+        );
+        headers.insert("x-last", http::HeaderValue::from_static("caf"));
+        let text = request_text("/api/r\u{e9}sum\u{e9}", &headers);
+        let entry = Entry {
+            request: text,
+            ..entry(None)
+        };
+        assert_eq!(entry.path(), "/api/r\u{e9}sum\u{e9}");
+        assert_eq!(
+            entry.headers().collect::<Vec<_>>(),
+            [
+                ("x-first", "plain"),
+                ("x-broken", "caf\u{fffd}"),
+                ("x-last", "caf")
+            ]
+        );
     }
 }

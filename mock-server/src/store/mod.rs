@@ -636,17 +636,18 @@ impl Store {
         }
     }
 
-    /// Answers one status poll: computes the state at `now`, counts the poll, and records when the
-    /// job became terminal. `account` must match for providers that scope jobs by account.
-    pub(crate) fn poll(
+    /// Answers one status poll, under the lock the caller holds: computes the state at `now`,
+    /// counts the poll, and records when the job became terminal. `account` must match for
+    /// providers that scope jobs by account.
+    fn poll(
         &self,
+        inner: &mut Inner,
         session: &SessionId,
         provider: Provider,
         id: &str,
         account: Option<&str>,
         now: SystemTime,
     ) -> Option<Polled> {
-        let mut inner = self.lock();
         let seq = inner.seq_of(session, provider, id)?;
         let job = inner.by_seq.get(&(provider, seq))?;
         if account.is_some_and(|account| account != &*job.account) {
@@ -660,7 +661,7 @@ impl Store {
         polled.poll_number = n_polls;
         polled.finished_at = finished_at;
         self.commit(
-            &mut inner,
+            inner,
             Change::Polled {
                 job: (provider, seq),
                 n_polls,
@@ -672,7 +673,7 @@ impl Store {
         // clock is before it on the server's, and the session's offset need not be looked up.
         if inner.next_sweep.is_none_or(|next| now >= next) {
             let offset = inner.offset(session);
-            self.sweep(&mut inner, now.checked_sub(offset).unwrap_or(now));
+            self.sweep(inner, now.checked_sub(offset).unwrap_or(now));
         }
         Some(polled)
     }
@@ -973,7 +974,38 @@ impl Store {
         session: &SessionId,
         server_now: SystemTime,
     ) -> (SystemTime, Window) {
+        Self::arrive_locked(&mut self.lock(), provider, key, session, server_now)
+    }
+
+    /// A status poll arriving: [`Store::arrive`], then the poll unless the window is over
+    /// `poll.limit`, under one lock: two workers polling at once meet on the
+    /// store's lock once per request instead of twice. A poll refused for its rate is not
+    /// counted, as when the two are asked for one after the other.
+    pub(crate) fn arrive_polling(
+        &self,
+        provider: Provider,
+        key: &str,
+        session: &SessionId,
+        server_now: SystemTime,
+        poll: PollOf<'_>,
+    ) -> (SystemTime, Window, Option<Polled>) {
         let mut inner = self.lock();
+        let (now, window) = Self::arrive_locked(&mut inner, provider, key, session, server_now);
+        let polled = if poll.limit.is_some_and(|limit| window.n_requests > limit) {
+            None
+        } else {
+            self.poll(&mut inner, session, provider, poll.id, poll.account, now)
+        };
+        (now, window, polled)
+    }
+
+    fn arrive_locked(
+        inner: &mut Inner,
+        provider: Provider,
+        key: &str,
+        session: &SessionId,
+        server_now: SystemTime,
+    ) -> (SystemTime, Window) {
         let now = saturating_add(server_now, inner.offset(session));
         let now_sec = now
             .duration_since(std::time::UNIX_EPOCH)
@@ -1146,6 +1178,18 @@ impl RateWindow {
                 .max(1),
         }
     }
+}
+
+/// The job a status poll names, for [`Store::arrive_polling`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PollOf<'a> {
+    /// The id polled.
+    pub(crate) id: &'a str,
+    /// The account it must be under, for providers that scope jobs by account.
+    pub(crate) account: Option<&'a str>,
+    /// Requests a minute over which the poll is refused (and not counted), when limits are
+    /// enforced.
+    pub(crate) limit: Option<u32>,
 }
 
 /// Why [`Store::force`] refused.

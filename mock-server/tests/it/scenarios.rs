@@ -502,6 +502,50 @@ async fn enforced_rate_limits_answer_429_until_the_window_slides() {
     assert_eq!(limited.headers["retry-after"], "60");
 }
 
+/// The window is counted and the poll answered under one store lock; a poll over the limit is
+/// refused before it reaches the job, which must not count it.
+#[tokio::test]
+async fn a_poll_refused_for_its_rate_is_not_counted_on_the_job() {
+    let mut fixtures = mock_server::fixture::Fixtures::embedded();
+    fixtures.fansly.limit_per_minute = 3;
+    fixtures.onlyfans.limit_per_minute = 3;
+    let server = spawn_with(
+        MockServer::builder()
+            .fixtures(fixtures)
+            .enforce_rate_limits(true),
+    )
+    .await;
+    let job_id = server.fansly_upload("acct", png_form()).await.body["data"]["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let form = png_form().text("async", "true");
+    let accepted = server.onlyfans_upload(ACCOUNT, "upload", form).await;
+    let upload_id = accepted.body["prefixed_id"].as_str().unwrap().to_owned();
+    let mut statuses = vec![];
+    for _ in 0..4 {
+        statuses.push(server.fansly_status(&job_id).await.status);
+        statuses.push(server.onlyfans_status(ACCOUNT, &upload_id).await.status);
+    }
+    // The upload is the first request of each key's minute: two polls pass, two are refused.
+    assert_eq!(statuses, [200, 200, 200, 200, 429, 429, 429, 429]);
+    let polls: Vec<(String, u64)> = server
+        .jobs()
+        .await
+        .iter()
+        .map(|job| {
+            (
+                job["provider"].as_str().unwrap().to_owned(),
+                job["n_polls"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        polls,
+        [("fansly".to_owned(), 2), ("onlyfans".to_owned(), 2)]
+    );
+}
+
 #[tokio::test]
 async fn a_fault_aimed_at_accounts_spares_the_others() {
     let scenario = custom(

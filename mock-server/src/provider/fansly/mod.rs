@@ -98,7 +98,14 @@ pub(crate) fn route<'a>(
     let key_header = req.headers().get(&API_KEY).cloned();
     let key = key_header.as_ref().and_then(|value| value.to_str().ok());
     let authorized = is_key_accepted(&app.api_keys, key);
-    let arrival = match crate::flow::arrive(app, ctx, Provider::Fansly, key) {
+    let limit = app.fixtures.fansly.limit_per_minute;
+    let poll = match (req.method(), rest) {
+        (&Method::GET, ["media", "upload", job_id, "status"]) if authorized => {
+            Some((*job_id, None, limit))
+        }
+        _ => None,
+    };
+    let arrival = match crate::flow::arrive(app, ctx, Provider::Fansly, key, poll) {
         Ok(arrival) => arrival,
         Err(problem) => {
             return Routed::Ready(
@@ -106,11 +113,12 @@ pub(crate) fn route<'a>(
             );
         }
     };
-    let is_over = arrival.is_over(app, app.fixtures.fansly.limit_per_minute);
+    let is_over = arrival.is_over(app, limit);
     let Arrival {
         session,
         now,
         window,
+        polled,
     } = arrival;
     let result = match (req.method(), rest) {
         _ if is_over => Err(ApiError::Injected {
@@ -124,8 +132,8 @@ pub(crate) fn route<'a>(
                 with_rate_limits(app, answer_or_error(result, now), window)
             });
         }
-        (&Method::GET, ["media", "upload", job_id, "status"]) if authorized => {
-            status(app, ctx, session, job_id, now)
+        (&Method::GET, ["media", "upload", _, "status"]) if authorized => {
+            status(app, ctx, polled, now)
         }
         (&Method::POST, [_, "media", "upload"])
         | (&Method::GET, ["media", "upload", _, "status"]) => {
@@ -264,17 +272,14 @@ fn is_valid_form_inputs(text: &str) -> bool {
     })
 }
 
+/// A status answer: `polled` is what the poll saw, counted as the request arrived.
 fn status(
     app: &App,
     ctx: &RequestCtx<'_>,
-    session: &SessionId,
-    job_id: &str,
+    polled: Option<Polled>,
     now: SystemTime,
 ) -> Result<Response<Body>, ApiError> {
-    let polled = app
-        .store
-        .poll(session, Provider::Fansly, job_id, None, now)
-        .ok_or(ApiError::JobNotFound)?;
+    let polled = polled.ok_or(ApiError::JobNotFound)?;
     let fault = match crate::flow::poll_fault(app, Provider::Fansly, &polled) {
         Ok(fault) => fault,
         Err(refusal) => {

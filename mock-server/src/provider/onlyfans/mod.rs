@@ -74,15 +74,25 @@ pub(crate) fn route<'a>(
     let key_header = req.headers().get(http::header::AUTHORIZATION).cloned();
     let key = key_header.as_ref().and_then(bearer_token);
     let authorized = is_key_accepted(&app.api_keys, key);
-    let arrival = match crate::flow::arrive(app, ctx, Provider::OnlyFans, key) {
+    let limit = app.fixtures.onlyfans.limit_per_minute;
+    let poll = match (req.method(), rest) {
+        (&Method::GET | &Method::HEAD, [account, "media", "uploads", upload_id, "status"])
+            if authorized =>
+        {
+            Some((*upload_id, Some(*account), limit))
+        }
+        _ => None,
+    };
+    let arrival = match crate::flow::arrive(app, ctx, Provider::OnlyFans, key, poll) {
         Ok(arrival) => arrival,
         Err(problem) => return Routed::Ready(ApiError::MockSetup(problem).into_response()),
     };
-    let is_over = arrival.is_over(app, app.fixtures.onlyfans.limit_per_minute);
+    let is_over = arrival.is_over(app, limit);
     let Arrival {
         session,
         now,
         window,
+        polled,
     } = arrival;
     let n_requests = window.n_requests;
     let path = || req.uri().path().to_owned();
@@ -113,9 +123,9 @@ pub(crate) fn route<'a>(
                 Err(refuse(key))
             }
         }
-        (&Method::GET | &Method::HEAD, [account, "media", "uploads", upload_id, "status"]) => {
+        (&Method::GET | &Method::HEAD, [_, "media", "uploads", _, "status"]) => {
             if authorized {
-                status(app, ctx, session, account, upload_id, now)
+                status(app, ctx, polled, now)
             } else {
                 Err(refuse(key))
             }
@@ -402,18 +412,14 @@ async fn upload(
     Ok(ctx.finish(response, fault, note(&job_id)))
 }
 
+/// A status answer: `polled` is what the poll saw, counted as the request arrived.
 fn status(
     app: &App,
     ctx: &RequestCtx<'_>,
-    session: &SessionId,
-    account: &str,
-    upload_id: &str,
+    polled: Option<Polled>,
     now: SystemTime,
 ) -> Result<Response<Body>, ApiError> {
-    let polled = app
-        .store
-        .poll(session, Provider::OnlyFans, upload_id, Some(account), now)
-        .ok_or(ApiError::UploadNotFound)?;
+    let polled = polled.ok_or(ApiError::UploadNotFound)?;
     let note = Note {
         job_id: Some(Arc::clone(&polled.id)),
         scenario: Some(Arc::clone(&polled.scenario)),
