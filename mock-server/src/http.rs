@@ -392,10 +392,21 @@ pub(crate) async fn serve(
                     service_fn(move |req| answer(Arc::clone(&this), req))
                 };
                 // No hyper timer: `conn::Watch` keeps the header timeout for the connection.
-                let connection = hyper::server::conn::http1::Builder::new().serve_connection(
-                    TokioIo::new(conn::HeadCapped::new(stream, Arc::clone(&this))),
-                    service,
-                );
+                //
+                // Half-closes allowed: a client may shut its sending side once its request is
+                // out, and still gets its answer. Without this, hyper reads the socket for an EOF
+                // after every request head, before the handler has dropped the request; the
+                // request's URI and header values still share hyper's read buffer then, so that
+                // read reserved a fresh 8 KiB buffer on every poll (about 450 instructions of
+                // one). The cost: a client that leaves while its answer is delayed by a fault is
+                // noticed when the answer is written, so the delay runs out and the request is
+                // journaled, with the answer it was not there to read.
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .half_close(true)
+                    .serve_connection(
+                        TokioIo::new(conn::HeadCapped::new(stream, Arc::clone(&this))),
+                        service,
+                    );
                 let connection = graceful.watch(connection);
                 tokio::spawn(async move {
                     tokio::select! {

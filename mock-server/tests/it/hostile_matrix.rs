@@ -99,6 +99,72 @@ fn message(raw: &Raw) -> String {
         .unwrap_or_default()
 }
 
+/// A client may shut its sending side once its request is out and still read the answer. The
+/// server used to take that EOF, read while a delayed answer was on its way, for a client gone and
+/// closed without answering; watching for it also cost every poll a fresh read buffer (issue 19).
+/// A client that does leave during a delay is now noticed when the answer is written: its request
+/// is journaled once the delay runs out (before, it never was, as if it had not been made).
+#[tokio::test]
+async fn a_request_followed_by_a_half_close_is_still_answered() {
+    let scenario = mock_server::scenario::Scenario::parse(
+        "slow",
+        "description: slow polls\nfaults:\n  - on: status\n    latency: { uniform: { min: 300ms, max: 300ms } }\n",
+        std::path::Path::new("slow.yaml"),
+    )
+    .unwrap();
+    let server = spawn_with(
+        MockServer::builder()
+            .seed(7)
+            .scenario(std::sync::Arc::new(scenario)),
+    )
+    .await;
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        crate::support::file_part(GIF.to_vec(), "a.gif", "image/gif"),
+    );
+    let job_id = server.fansly_upload("acct", form).await.body["data"]["jobId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let request = format!(
+        "GET /api/fansly/media/upload/{job_id}/status HTTP/1.1\r\nHost: x\r\nx-api-key: key\r\n\r\n"
+    );
+    // The close reaches the server long before the 300 ms the answer is held.
+    let poll = send(&server, request.as_bytes(), true).await;
+    assert_eq!(poll.status, Some(200), "{}", poll.text);
+    assert!(
+        poll.text.contains(&format!("\"jobId\":\"{job_id}\"")),
+        "{}",
+        poll.text
+    );
+
+    // A client that leaves altogether while its answer is held.
+    let mut gone = TcpStream::connect(server.server.address()).await.unwrap();
+    gone.write_all(request.as_bytes()).await.unwrap();
+    drop(gone);
+    let journaled_polls = || async {
+        let journal: serde_json::Value = server
+            .http
+            .get(server.url("/__admin/journal?route=status"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        journal["entries"].as_array().map_or(0, Vec::len)
+    };
+    // Waits for the held answer (a real-time fault, not the mock's clock), bounded.
+    let both = tokio::time::timeout(BOUND, async {
+        while journaled_polls().await < 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(both.is_ok(), "the abandoned poll was never journaled");
+    assert_still_serving(&server).await;
+}
+
 #[tokio::test]
 async fn a_truncated_body_with_a_lying_content_length_is_refused() {
     let server = server().await;
