@@ -134,6 +134,10 @@ pub(crate) struct RequestCtx<'a> {
     /// The `Host` the client sent (a clone shares the request's bytes), checked only when a link
     /// is written: [`RequestCtx::host`].
     host: Option<HeaderValue>,
+    /// `X-API-Key`, Fansly's credential, as sent.
+    pub(crate) api_key: Option<HeaderValue>,
+    /// `Authorization`, OnlyFans' bearer token, as sent.
+    pub(crate) authorization: Option<HeaderValue>,
     /// The address that accepted the connection, for a request without a usable `Host`.
     local: SocketAddr,
     /// The `X-Mock-Session` the request names, or why it is not a valid name.
@@ -165,18 +169,50 @@ pub(crate) const SESSION_PARAM: &str = "mock_session";
 /// The session a request names, by `X-Mock-Session` or else by the `mock_session` query
 /// parameter of a URL the mock wrote: 1 to 128 of `A-Z a-z 0-9 . _ : -`, or the default session.
 pub(crate) fn session_of<B>(req: &Request<B>) -> Result<SessionId, String> {
+    session_named(req.headers().get(&SESSION_HEADER), req.uri().query())
+}
+
+/// [`session_of`] from the `X-Mock-Session` value, if any, and the query.
+fn session_named(header: Option<&HeaderValue>, query: Option<&str>) -> Result<SessionId, String> {
     let from_query = || {
-        let query = req.uri().query()?;
-        form_urlencoded::parse(query.as_bytes())
+        form_urlencoded::parse(query?.as_bytes())
             .find(|(name, _)| name == SESSION_PARAM)
             .map(|(_, value)| value.into_owned())
     };
-    match req.headers().get(&SESSION_HEADER) {
+    match header {
         None => match from_query() {
             None => Ok(Arc::clone(&DEFAULT_SESSION_ID)),
             Some(name) => checked_session(name.as_bytes()),
         },
         Some(value) => checked_session(value.as_bytes()),
+    }
+}
+
+/// The request headers the mock itself reads, picked out in the one pass over the headers that
+/// copies them for the journal: looked up one by one, each lookup hashed its name (about 150
+/// instructions), three per poll.
+#[derive(Debug, Default)]
+pub(crate) struct Picked {
+    host: Option<HeaderValue>,
+    session: Option<HeaderValue>,
+    api_key: Option<HeaderValue>,
+    authorization: Option<HeaderValue>,
+}
+
+impl Picked {
+    /// Keeps `value` if `name` is one the mock reads and none of that name came before: the first
+    /// one, as `HeaderMap::get` finds it.
+    pub(crate) fn offer(&mut self, name: &header::HeaderName, value: &HeaderValue) {
+        let slot = match name.as_str() {
+            "host" => &mut self.host,
+            "x-mock-session" => &mut self.session,
+            "x-api-key" => &mut self.api_key,
+            "authorization" => &mut self.authorization,
+            _ => return,
+        };
+        if slot.is_none() {
+            *slot = Some(value.clone());
+        }
     }
 }
 
@@ -208,18 +244,19 @@ fn checked_session(name: &[u8]) -> Result<SessionId, String> {
 impl<'a> RequestCtx<'a> {
     fn new(
         app: &'a App,
-        req: &Request<Incoming>,
+        picked: Picked,
         local: SocketAddr,
         session: Result<SessionId, String>,
         server_now: std::time::SystemTime,
     ) -> Self {
-        let host = req.headers().get(header::HOST).cloned();
         Self {
             public_url: app
                 .public_url
                 .as_deref()
                 .map(|url| url.trim_end_matches('/')),
-            host,
+            host: picked.host,
+            api_key: picked.api_key,
+            authorization: picked.authorization,
             local,
             session,
             server_now,
@@ -477,18 +514,25 @@ async fn answer_busy(this: &Connection, req: Request<Incoming>) -> Result<Respon
     let (app, local, peer) = (&*this.app, this.local, this.peer);
     let stopwatch = Stopwatch::start();
     let journaled = !req.uri().path().starts_with("/__admin/");
-    // One copy of the path and headers serves both dispatch and the journal.
+    // One copy of the path and headers serves both dispatch and the journal, and one pass over
+    // the headers picks out those the mock reads.
+    let mut picked = Picked::default();
     let request = if journaled {
-        journal::request_text(req.uri().path(), req.headers())
+        journal::request_text(req.uri().path(), req.headers(), |name, value| {
+            picked.offer(name, value);
+        })
     } else {
+        for (name, value) in req.headers() {
+            picked.offer(name, value);
+        }
         req.uri().path().to_owned()
     };
     let path_len = req.uri().path().len();
-    let session = session_of(&req);
+    let session = session_named(picked.session.take().as_ref(), req.uri().query());
     // One reading of the server clock per request: the journal's time and the provider's arrival.
     let server_now = app.clock.now();
     let arrived = journaled.then(|| (server_now, req.method().clone()));
-    let ctx = RequestCtx::new(app, &req, local, session, server_now);
+    let ctx = RequestCtx::new(app, picked, local, session, server_now);
     let path = request.get(..path_len).unwrap_or_default();
     let method = req.method().clone();
     let mut response = match handle(app, &ctx, req, path, peer) {
@@ -786,4 +830,44 @@ pub(crate) fn header_text(
     req.headers()
         .get(name)
         .and_then(|value| value.to_str().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Picked` stands in for `HeaderMap::get` on the headers the mock reads: the first value of
+    /// a repeated header wins, names match whatever case the client wrote them in, and others are
+    /// ignored.
+    #[test]
+    fn picked_headers_are_what_a_lookup_would_find() {
+        let raw: &[(&str, &str)] = &[
+            ("User-Agent", "test"),
+            ("X-API-Key", "first"),
+            ("host", "127.0.0.1:1"),
+            ("x-api-key", "second"),
+            ("Authorization", "Bearer t"),
+            ("X-Mock-Session", "s1"),
+        ];
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in raw {
+            headers.append(
+                header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static(value),
+            );
+        }
+        let mut picked = Picked::default();
+        for (name, value) in &headers {
+            picked.offer(name, value);
+        }
+        for (found, name) in [
+            (&picked.host, "host"),
+            (&picked.api_key, "x-api-key"),
+            (&picked.authorization, "authorization"),
+            (&picked.session, "x-mock-session"),
+        ] {
+            assert_eq!(found.as_ref(), headers.get(name), "{name}");
+        }
+        assert_eq!(picked.api_key, Some(HeaderValue::from_static("first")));
+    }
 }

@@ -116,11 +116,17 @@ impl Entry {
 }
 
 /// `path`, then `headers` as `name: value` lines (values lossily decoded), in one allocation:
-/// what [`Entry::request`] holds. A path has no line breaks (hyper refuses them in a URI).
-pub(crate) fn request_text(path: &str, headers: &http::HeaderMap) -> String {
+/// what [`Entry::request`] holds. A path has no line breaks (hyper refuses them in a URI). Each
+/// header is also shown to `visit`, so that a caller needs no second pass over them.
+pub(crate) fn request_text(
+    path: &str,
+    headers: &http::HeaderMap,
+    mut visit: impl FnMut(&http::HeaderName, &http::HeaderValue),
+) -> String {
     let mut text = Vec::with_capacity(path.len() + 1 + headers.len() * 40);
     text.extend_from_slice(path.as_bytes());
     for (name, value) in headers {
+        visit(name, value);
         text.push(b'\n');
         text.extend_from_slice(name.as_str().as_bytes());
         text.extend_from_slice(b": ");
@@ -388,7 +394,7 @@ mod tests {
             http::HeaderValue::from_bytes(b"caf\xc3").expect("obs-text is a valid value"),
         );
         headers.insert("x-last", http::HeaderValue::from_static("caf"));
-        let text = request_text("/api/r\u{e9}sum\u{e9}", &headers);
+        let text = request_text("/api/r\u{e9}sum\u{e9}", &headers, |_, _| {});
         let entry = Entry {
             request: text,
             ..entry(None)

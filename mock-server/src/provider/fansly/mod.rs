@@ -82,7 +82,6 @@ pub(crate) fn upstream_failed(app: &App, status: u16) -> Response<Body> {
 }
 
 // Header names parsed once, not on every request.
-static API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 static RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 static RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 static RATELIMIT_PLAN: HeaderName = HeaderName::from_static("x-ratelimit-plan");
@@ -94,9 +93,7 @@ pub(crate) fn route<'a>(
     req: Request<Incoming>,
     rest: &[&'a str],
 ) -> Routed<'a> {
-    // A clone of the header value shares the request's bytes: no copy on the poll path.
-    let key_header = req.headers().get(&API_KEY).cloned();
-    let key = key_header.as_ref().and_then(|value| value.to_str().ok());
+    let key = ctx.api_key.as_ref().and_then(|value| value.to_str().ok());
     let authorized = is_key_accepted(&app.api_keys, key);
     let limit = app.fixtures.fansly.limit_per_minute;
     let poll = match (req.method(), rest) {

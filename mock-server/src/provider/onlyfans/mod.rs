@@ -70,9 +70,7 @@ pub(crate) fn route<'a>(
     req: Request<Incoming>,
     rest: &[&'a str],
 ) -> Routed<'a> {
-    // A clone of the header value shares the request's bytes: no copy on the poll path.
-    let key_header = req.headers().get(http::header::AUTHORIZATION).cloned();
-    let key = key_header.as_ref().and_then(bearer_token);
+    let key = ctx.authorization.as_ref().and_then(bearer_token);
     let authorized = is_key_accepted(&app.api_keys, key);
     let limit = app.fixtures.onlyfans.limit_per_minute;
     let poll = match (req.method(), rest) {
