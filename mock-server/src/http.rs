@@ -672,22 +672,19 @@ fn handle<'a>(
     path: &'a str,
     peer: SocketAddr,
 ) -> Routed<'a> {
-    // Every route has fewer segments than this; a longer path is split into a `Vec`. Split by a
-    // char set: a `char` pattern sets up a memchr search per segment, several times the cost on
-    // segments this short.
+    // Every route has fewer segments than this; a longer path is split into a `Vec`. Split by
+    // bytes: a `char` pattern sets up a memchr search per segment, and a char set decodes every
+    // character, each several times the cost on segments this short. A `/` byte is never inside
+    // a multi-byte character, so every cut is at a character boundary.
+    let trimmed = path.trim_start_matches('/');
     let mut split = [""; 12];
-    let mut n_segments = 0;
-    let mut parts = path.trim_start_matches('/').split(['/']);
-    for (slot, part) in split.iter_mut().zip(&mut parts) {
-        *slot = part;
-        n_segments += 1;
-    }
     let long: Vec<&str>;
-    let segments: &[&'a str] = if n_segments == split.len() && parts.next().is_some() {
-        long = path.trim_start_matches('/').split('/').collect();
-        &long
-    } else {
-        &split[..n_segments]
+    let segments: &[&'a str] = match split_into(trimmed, &mut split) {
+        Some(n_segments) => &split[..n_segments],
+        None => {
+            long = trimmed.split('/').collect();
+            &long
+        }
     };
     match segments {
         ["__admin", rest @ ..] => {
@@ -726,6 +723,24 @@ fn handle<'a>(
             &serde_json::json!({"error": format!("no route for {} {path}", req.method())}),
         )),
     }
+}
+
+/// `path`'s `/`-separated segments, as `str::split` gives them, written into `slots`; how many,
+/// or None when there are more than `slots` holds.
+fn split_into<'p>(path: &'p str, slots: &mut [&'p str]) -> Option<usize> {
+    let mut n_segments = 0;
+    let mut start = 0;
+    for end in path
+        .bytes()
+        .enumerate()
+        .filter_map(|(at, byte)| (byte == b'/').then_some(at))
+        .chain([path.len()])
+    {
+        *slots.get_mut(n_segments)? = path.get(start..end).unwrap_or_default();
+        n_segments += 1;
+        start = end + 1;
+    }
+    Some(n_segments)
 }
 
 /// Whether `provider`'s routes are forwarded upstream (`--proxy`) rather than answered here.
@@ -835,6 +850,29 @@ pub(crate) fn header_text(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_split_into_slots_as_str_split_splits_them() {
+        let long = "a/".repeat(12);
+        for path in [
+            "",
+            "a",
+            "a/",
+            "//",
+            "api/fansly/media/upload/1/status",
+            "r\u{e9}sum\u{e9}/\u{1f600}/x",
+            "1/2/3/4/5/6/7/8/9/10/11/12",
+            long.as_str(),
+        ] {
+            let mut slots = [""; 12];
+            let expected: Vec<&str> = path.split('/').collect();
+            match split_into(path, &mut slots) {
+                Some(n) => assert_eq!(&slots[..n], expected.as_slice(), "{path:?}"),
+                None => assert!(expected.len() > 12, "{path:?}"),
+            }
+        }
+        assert_eq!(split_into(&long, &mut [""; 12]), None);
+    }
 
     /// `Picked` stands in for `HeaderMap::get` on the headers the mock reads: the first value of
     /// a repeated header wins, names match whatever case the client wrote them in, and others are
