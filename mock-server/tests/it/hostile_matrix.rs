@@ -142,21 +142,9 @@ async fn a_request_followed_by_a_half_close_is_still_answered() {
     let mut gone = TcpStream::connect(server.server.address()).await.unwrap();
     gone.write_all(request.as_bytes()).await.unwrap();
     drop(gone);
-    let journaled_polls = || async {
-        let journal: serde_json::Value = server
-            .http
-            .get(server.url("/__admin/journal?route=status"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        journal["entries"].as_array().map_or(0, Vec::len)
-    };
     // Waits for the held answer (a real-time fault, not the mock's clock), bounded.
     let both = tokio::time::timeout(BOUND, async {
-        while journaled_polls().await < 2 {
+        while server.journal("?route=status").await.len() < 2 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })

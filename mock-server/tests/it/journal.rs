@@ -7,20 +7,7 @@ use mock_server::scenario::Scenario;
 use reqwest::multipart::Form;
 use serde_json::Value;
 
-use crate::support::{TestServer, file_part, sample, sha256, spawn_server, spawn_with};
-
-async fn journal(server: &TestServer, query: &str) -> Vec<Value> {
-    let body: Value = server
-        .http
-        .get(server.url(&format!("/__admin/journal{query}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["entries"].as_array().unwrap().clone()
-}
+use crate::support::{file_part, sample, sha256, spawn_server, spawn_with};
 
 #[tokio::test]
 async fn uploads_and_polls_are_journaled_with_parts_jobs_and_short_keys() {
@@ -34,7 +21,7 @@ async fn uploads_and_polls_are_journaled_with_parts_jobs_and_short_keys() {
     server.fansly_status("1").await;
     server.fansly_status("404").await;
 
-    let entries = journal(&server, "").await;
+    let entries = server.journal("").await;
     assert_eq!(
         entries.len(),
         4,
@@ -70,14 +57,14 @@ async fn uploads_and_polls_are_journaled_with_parts_jobs_and_short_keys() {
             )
         ]
     );
-    let polls = journal(&server, "?route=status&job=1").await;
+    let polls = server.journal("?route=status&job=1").await;
     assert_eq!(polls.len(), 2);
     assert!(
         polls
             .iter()
             .all(|poll| poll["status"] == 200 && poll["method"] == "GET")
     );
-    assert_eq!(journal(&server, "?route=status").await.len(), 3);
+    assert_eq!(server.journal("?route=status").await.len(), 3);
 }
 
 #[tokio::test]
@@ -92,7 +79,7 @@ async fn a_second_upload_of_the_same_bytes_is_marked_as_a_repeat() {
         file_part(sample("sample.jpg"), "c.jpg", "image/jpeg"),
     );
     server.onlyfans_upload("acct_1", "upload", form).await;
-    let uploads = journal(&server, "?route=upload").await;
+    let uploads = server.journal("?route=upload").await;
     let repeats: Vec<&Value> = uploads.iter().map(|entry| &entry["repeat_of"]).collect();
     assert_eq!(repeats, [&Value::Null, &uploads[0]["seq"], &Value::Null]);
     assert_eq!(uploads[0]["headers"]["authorization"], "Bearer test…");
@@ -123,7 +110,7 @@ async fn a_dropped_answer_is_journaled_with_status_0_and_its_fault() {
             .send()
             .await;
     }
-    let polls = journal(&server, "?route=status").await;
+    let polls = server.journal("?route=status").await;
     assert_eq!(polls[0]["status"], 200);
     assert_eq!(
         (polls[1]["status"].as_u64(), polls[1]["fault"].as_str()),
@@ -152,7 +139,7 @@ async fn unknown_filters_are_refused_and_delete_clears() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
-    assert_eq!(journal(&server, "").await.len(), 1);
+    assert_eq!(server.journal("").await.len(), 1);
     let cleared = server
         .http
         .delete(server.url("/__admin/journal"))
@@ -160,7 +147,7 @@ async fn unknown_filters_are_refused_and_delete_clears() {
         .await
         .unwrap();
     assert_eq!(cleared.status(), 200);
-    assert!(journal(&server, "").await.is_empty());
+    assert!(server.journal("").await.is_empty());
 }
 
 #[tokio::test]
@@ -179,7 +166,7 @@ async fn status_answers_are_journaled_with_the_state_shown_and_retry_after() {
     server.advance(Duration::from_secs(60)).await;
     server.fansly_status("1").await;
 
-    let polls = journal(&server, "?route=status").await;
+    let polls = server.journal("?route=status").await;
     let seen: Vec<(Value, Value, Value)> = polls
         .iter()
         .map(|entry| {

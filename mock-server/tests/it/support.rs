@@ -213,6 +213,20 @@ impl TestServer {
         )
     }
 
+    /// The journal's entries, as `GET /__admin/journal{query}` lists them.
+    pub(crate) async fn journal(&self, query: &str) -> Vec<Value> {
+        let body: Value = self
+            .http
+            .get(self.url(&format!("/__admin/journal{query}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["entries"].as_array().unwrap().clone()
+    }
+
     /// The admin API's job list.
     pub(crate) async fn jobs(&self) -> Vec<Value> {
         let body: Value = self
