@@ -319,7 +319,8 @@ fn refuse_by_fault(plan: &UploadPlan) -> Result<(), Refusal> {
 }
 
 /// A provider request as every provider first sees it: its session, the time on that session's
-/// clock, and its key's one-minute rate window with this request counted.
+/// clock, its key's one-minute rate window with this request counted, and whether that is over
+/// the provider's limit.
 #[derive(Debug)]
 pub(crate) struct Arrival<'a> {
     /// The request's session (borrowed from the request: no reference count touched per poll).
@@ -328,53 +329,43 @@ pub(crate) struct Arrival<'a> {
     pub(crate) now: std::time::SystemTime,
     /// The key's window, this request included.
     pub(crate) window: crate::store::Window,
+    /// Whether the window is over the provider's limit while the server enforces limits: then
+    /// the provider answers its own 429 with `window.retry_after_secs`.
+    pub(crate) is_over: bool,
     /// What the status poll the request is saw, when it is one and was not over its limit (None
     /// also when no such job is in the session).
     pub(crate) polled: Option<crate::store::Polled>,
 }
 
-impl Arrival<'_> {
-    /// Whether this request is over `limit` requests a minute, when the server enforces limits:
-    /// then the provider answers its own 429 with `window.retry_after_secs`.
-    pub(crate) fn is_over(&self, app: &App, limit: u32) -> bool {
-        app.enforce_rate_limits && self.window.n_requests > limit
-    }
-}
-
 /// Takes a provider request in: its session (an invalid `X-Mock-Session` is the error, for the
-/// provider to answer in its own shape), its key's request counted and, for a status poll (`poll`,
-/// its job and the limit it must be under), the poll answered. One store lock for all three.
+/// provider to answer in its own shape), its key's request counted against `limit` a minute and,
+/// for a status poll (`poll`), the poll answered unless that is over. One store lock for all.
 pub(crate) fn arrive<'a>(
     app: &App,
     ctx: &'a crate::http::RequestCtx<'_>,
     provider: crate::Provider,
     key: Option<&str>,
-    poll: Option<(&str, Option<&str>, u32)>,
+    limit: u32,
+    poll: Option<crate::store::PollOf<'_>>,
 ) -> Result<Arrival<'a>, String> {
     let session = ctx.session.as_ref().map_err(Clone::clone)?;
     let key = key.unwrap_or_default();
+    let limit = app.enforce_rate_limits.then_some(limit);
     let (now, window, polled) = match poll {
         None => {
             let (now, window) = app.store.arrive(provider, key, session, ctx.server_now);
             (now, window, None)
         }
-        Some((id, account, limit)) => app.store.arrive_polling(
-            provider,
-            key,
-            session,
-            ctx.server_now,
-            crate::store::PollOf {
-                id,
-                account,
-                limit: app.enforce_rate_limits.then_some(limit),
-            },
-        ),
+        Some(poll) => app
+            .store
+            .arrive_polling(provider, key, session, ctx.server_now, poll, limit),
     };
     ctx.set_now(now);
     Ok(Arrival {
         session,
         now,
         window,
+        is_over: window.is_over(limit),
         polled,
     })
 }

@@ -978,7 +978,7 @@ impl Store {
     }
 
     /// A status poll arriving: [`Store::arrive`], then the poll unless the window is over
-    /// `poll.limit`, under one lock: two workers polling at once meet on the
+    /// `limit` ([`Window::is_over`]), under one lock: two workers polling at once meet on the
     /// store's lock once per request instead of twice. A poll refused for its rate is not
     /// counted, as when the two are asked for one after the other.
     pub(crate) fn arrive_polling(
@@ -988,10 +988,11 @@ impl Store {
         session: &SessionId,
         server_now: SystemTime,
         poll: PollOf<'_>,
+        limit: Option<u32>,
     ) -> (SystemTime, Window, Option<Polled>) {
         let mut inner = self.lock();
         let (now, window) = Self::arrive_locked(&mut inner, provider, key, session, server_now);
-        let polled = if poll.limit.is_some_and(|limit| window.n_requests > limit) {
+        let polled = if window.is_over(limit) {
             None
         } else {
             self.poll(&mut inner, session, provider, poll.id, poll.account, now)
@@ -1104,6 +1105,14 @@ pub(crate) struct Window {
     pub(crate) retry_after_secs: u32,
 }
 
+impl Window {
+    /// Whether the window is over `limit` requests a minute (None when limits are not enforced):
+    /// then the request is refused with the provider's 429, and a poll is not counted.
+    pub(crate) fn is_over(&self, limit: Option<u32>) -> bool {
+        limit.is_some_and(|limit| self.n_requests > limit)
+    }
+}
+
 /// A one-minute sliding window in one-second buckets: constant memory whatever the request
 /// rate (a list of request times grew to millions of entries under load).
 #[derive(Debug, Clone)]
@@ -1187,9 +1196,6 @@ pub(crate) struct PollOf<'a> {
     pub(crate) id: &'a str,
     /// The account it must be under, for providers that scope jobs by account.
     pub(crate) account: Option<&'a str>,
-    /// Requests a minute over which the poll is refused (and not counted), when limits are
-    /// enforced.
-    pub(crate) limit: Option<u32>,
 }
 
 /// Why [`Store::force`] refused.

@@ -26,7 +26,7 @@ use crate::journal::Note;
 use crate::media::{MediaKind, scale_to_short_side};
 use crate::provider::{Provider, is_key_accepted, redact_key};
 use crate::signing::{self, Form};
-use crate::store::{Destination, NewJob, Polled, SessionId, StoredMedia, Window};
+use crate::store::{Destination, NewJob, PollOf, Polled, SessionId, StoredMedia, Window};
 
 const QUEUED_MESSAGE: &str = "Upload job queued. Use the status endpoint to track progress.";
 
@@ -97,12 +97,13 @@ pub(crate) fn route<'a>(
     let authorized = is_key_accepted(&app.api_keys, key);
     let limit = app.fixtures.fansly.limit_per_minute;
     let poll = match (req.method(), rest) {
-        (&Method::GET, ["media", "upload", job_id, "status"]) if authorized => {
-            Some((*job_id, None, limit))
-        }
+        (&Method::GET, ["media", "upload", job_id, "status"]) if authorized => Some(PollOf {
+            id: job_id,
+            account: None,
+        }),
         _ => None,
     };
-    let arrival = match crate::flow::arrive(app, ctx, Provider::Fansly, key, poll) {
+    let arrival = match crate::flow::arrive(app, ctx, Provider::Fansly, key, limit, poll) {
         Ok(arrival) => arrival,
         Err(problem) => {
             return Routed::Ready(
@@ -110,11 +111,11 @@ pub(crate) fn route<'a>(
             );
         }
     };
-    let is_over = arrival.is_over(app, limit);
     let Arrival {
         session,
         now,
         window,
+        is_over,
         polled,
     } = arrival;
     let result = match (req.method(), rest) {

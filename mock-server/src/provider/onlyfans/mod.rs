@@ -30,7 +30,7 @@ use crate::journal::Note;
 use crate::media::{MediaKind, scale_to_width};
 use crate::provider::{Provider, is_key_accepted, redact_key};
 use crate::signing::{self, Form};
-use crate::store::{Destination, NewJob, Polled, SessionId, StoredMedia};
+use crate::store::{Destination, NewJob, PollOf, Polled, SessionId, StoredMedia};
 use crate::upload::{self, Received};
 
 /// What a file name keeps unescaped in a link path: RFC 3986's unreserved characters.
@@ -77,19 +77,22 @@ pub(crate) fn route<'a>(
         (&Method::GET | &Method::HEAD, [account, "media", "uploads", upload_id, "status"])
             if authorized =>
         {
-            Some((*upload_id, Some(*account), limit))
+            Some(PollOf {
+                id: upload_id,
+                account: Some(account),
+            })
         }
         _ => None,
     };
-    let arrival = match crate::flow::arrive(app, ctx, Provider::OnlyFans, key, poll) {
+    let arrival = match crate::flow::arrive(app, ctx, Provider::OnlyFans, key, limit, poll) {
         Ok(arrival) => arrival,
         Err(problem) => return Routed::Ready(ApiError::MockSetup(problem).into_response()),
     };
-    let is_over = arrival.is_over(app, limit);
     let Arrival {
         session,
         now,
         window,
+        is_over,
         polled,
     } = arrival;
     let n_requests = window.n_requests;
