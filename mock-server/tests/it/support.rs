@@ -215,30 +215,27 @@ impl TestServer {
 
     /// The journal's entries, as `GET /__admin/journal{query}` lists them.
     pub(crate) async fn journal(&self, query: &str) -> Vec<Value> {
-        let body: Value = self
-            .http
-            .get(self.url(&format!("/__admin/journal{query}")))
-            .send()
+        self.admin_list(&format!("/__admin/journal{query}"), "entries")
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["entries"].as_array().unwrap().clone()
     }
 
     /// The admin API's job list.
     pub(crate) async fn jobs(&self) -> Vec<Value> {
+        self.admin_list("/__admin/jobs", "jobs").await
+    }
+
+    /// The array `field` of the admin answer to `GET path`.
+    async fn admin_list(&self, path: &str, field: &str) -> Vec<Value> {
         let body: Value = self
             .http
-            .get(self.url("/__admin/jobs"))
+            .get(self.url(path))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        body["jobs"].as_array().unwrap().clone()
+        body[field].as_array().unwrap().clone()
     }
 
     /// Replaces what changes between runs (origin, ids, times, signatures) with stable markers,
