@@ -108,7 +108,7 @@ fn message(raw: &Raw) -> String {
 async fn a_request_followed_by_a_half_close_is_still_answered() {
     let scenario = mock_server::scenario::Scenario::parse(
         "slow",
-        "description: slow polls\nfaults:\n  - on: status\n    latency: { uniform: { min: 300ms, max: 300ms } }\n",
+        "description: slow polls\nfaults:\n  - on: status\n    latency: { fixed: 300ms }\n",
         std::path::Path::new("slow.yaml"),
     )
     .unwrap();
